@@ -1,0 +1,98 @@
+"""One-op ONNX models run through xgen's reference, xgen's compiled C and onnxruntime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+from xgen import reference
+from xgen.frontend.onnx import import_onnx
+
+OPSET = 17
+
+
+def make_model(
+    op_type: str,
+    inputs: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+    constants: Mapping[str, np.ndarray] | None = None,
+    n_outputs: int = 1,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """A model of one node: `inputs` become graph inputs, `constants` initializers.
+
+    The node's inputs are the keys of both, in the order inputs then constants unless a key
+    names an empty string (an omitted optional input), e.g. constants={"": None, "b": ...}.
+    """
+    constants = dict(constants or {})
+    names = [*inputs, *constants]
+    graph_inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+        for n, a in inputs.items()
+    ]
+    inits = [numpy_helper.from_array(a, n) for n, a in constants.items() if n]
+    outputs = [f"out{i}" for i in range(n_outputs)]
+    node = helper.make_node(op_type, [n if n else "" for n in names], outputs, **(attrs or {}))
+    graph = helper.make_graph(
+        [node],
+        op_type.lower(),
+        graph_inputs,
+        [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outputs],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def run_onnxruntime(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, dict(feeds))
+
+
+def run_reference(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    graph = import_onnx(model)
+    result = reference.run(graph, feeds)
+    return [result[v.name] for v in graph.outputs]
+
+
+def run_compiled(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    import xgen
+
+    compiled = xgen.compile(model)
+    result = compiled.run(dict(feeds))
+    return [result[name] for name in compiled.output_names]
+
+
+def assert_close(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: float, atol: float, what: str) -> None:
+    assert len(actual) == len(expected), f"{what}: {len(actual)} outputs, expected {len(expected)}"
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        assert a.shape == e.shape, f"{what} output {i}: shape {a.shape}, expected {e.shape}"
+        assert a.dtype == e.dtype, f"{what} output {i}: dtype {a.dtype}, expected {e.dtype}"
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=f"{what} output {i}")
+
+
+def check_op(
+    op_type: str,
+    inputs: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+    constants: Mapping[str, np.ndarray] | None = None,
+    n_outputs: int = 1,
+    opset: int = OPSET,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    compiled: bool = True,
+) -> None:
+    """Reference and (unless compiled=False) generated C must both match onnxruntime."""
+    model = make_model(op_type, inputs, attrs, constants, n_outputs, opset)
+    expected = run_onnxruntime(model, inputs)
+    assert_close(run_reference(model, inputs), expected, rtol, atol, f"{op_type} reference")
+    if compiled:
+        assert_close(run_compiled(model, inputs), expected, rtol, atol, f"{op_type} compiled")

@@ -1,0 +1,1 @@
+"""Frontends: external model formats to the IR."""

@@ -1,0 +1,288 @@
+"""ONNX frontend: an ONNX model (opsets 11 to 21) to an IR graph with static shapes.
+
+Nodes are converted in order by the converters registered in CONVERTERS (one table, filled by the
+onnx_*.py modules beside this file). A node whose inputs are all constants is evaluated at once
+with the numpy reference, so the shape sub-graphs that exporters emit (Shape -> Gather -> Concat
+-> Reshape) fold away and every op that reaches the IR sees static attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from xgen import reference
+from xgen.errors import ModelLoadError, ShapeError, UnsupportedOpError
+from xgen.ir import DType, Graph, Op, Value
+
+MIN_OPSET, MAX_OPSET = 11, 21
+
+
+@dataclass
+class ImportContext:
+    """What a converter sees: the graph being built and the ONNX name -> Value map."""
+
+    graph: Graph
+    opset: int
+    values: dict[str, Value] = field(default_factory=dict)
+
+    def add(self, op: Op, inputs: Sequence[Value], attrs: Any = None, name: str = "") -> list[Value]:
+        """Add an IR node, or evaluate it now when every input is a constant."""
+        if all(v.is_constant for v in inputs):
+            return self.fold(op, inputs, attrs, name)
+        return self.graph.add_node(op, list(inputs), attrs, name)
+
+    def add1(self, op: Op, inputs: Sequence[Value], attrs: Any = None, name: str = "") -> Value:
+        (out,) = self.add(op, inputs, attrs, name)
+        return out
+
+    def fold(self, op: Op, inputs: Sequence[Value], attrs: Any, name: str) -> list[Value]:
+        probe = Graph()  # type inference validates the node before numpy sees it
+        probe_inputs = [probe.constant(v.data) for v in inputs]
+        node_outputs = probe.add_node(op, probe_inputs, attrs, name)
+        arrays = reference.evaluate(probe.nodes[0], [v.data for v in inputs])
+        return [
+            self.graph.constant(a.astype(o.dtype.numpy, copy=False), name or op.value)
+            for a, o in zip(arrays, node_outputs, strict=True)
+        ]
+
+    def constant(self, data: np.ndarray | float | int, name: str = "const") -> Value:
+        return self.graph.constant(data, name)
+
+
+@dataclass
+class OnnxNode:
+    """One ONNX node with decoded attributes and its inputs resolved to Values."""
+
+    proto: onnx.NodeProto
+    inputs: list[Value | None]  # None for an omitted optional input ("")
+    attrs: dict[str, Any]
+
+    @property
+    def op_type(self) -> str:
+        return self.proto.op_type
+
+    @property
+    def label(self) -> str:
+        return self.proto.name or f"{self.proto.op_type} -> {', '.join(self.proto.output)}"
+
+    def input(self, i: int) -> Value | None:
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def const_input(self, i: int, what: str) -> np.ndarray | None:
+        """The data of input i, which static shapes require to be constant (None if omitted)."""
+        value = self.input(i)
+        if value is None:
+            return None
+        if not value.is_constant:
+            raise UnsupportedOpError(
+                self.op_type, self.label, detail=f"input {i} ({what}) must be constant after shape folding"
+            )
+        return value.data
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def unsupported(self, detail: str) -> UnsupportedOpError:
+        return UnsupportedOpError(self.op_type, self.label, detail=detail)
+
+
+Converter = Callable[[ImportContext, OnnxNode], list[Value]]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str) -> Callable[[Converter], Converter]:
+    """Register a function converting the given ONNX op types."""
+
+    def register(fn: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+        return fn
+
+    return register
+
+
+def supported_ops() -> list[str]:
+    _load_converters()
+    return sorted(CONVERTERS)
+
+
+# ---- loading -----------------------------------------------------------------------------------
+
+
+def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """Read an ONNX model, turning protobuf failures into a ModelLoadError that names the file."""
+    if isinstance(source, onnx.ModelProto):
+        return source
+    label = "<bytes>" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise ModelLoadError(f"{label}: no such model file")
+    try:
+        model = onnx.load_model_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
+    except Exception as e:  # protobuf raises DecodeError, RuntimeWarning, ValueError...
+        raise ModelLoadError(f"{label}: not a valid ONNX model ({type(e).__name__}: {e})") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelLoadError(f"{label}: the file holds no ONNX graph (empty or truncated)")
+    return model
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    return MAX_OPSET
+
+
+def _fixed_shape(info: onnx.ValueInfoProto, input_shapes: Mapping[str, Sequence[int]]) -> tuple[int, ...]:
+    if info.name in input_shapes:
+        shape = tuple(int(d) for d in input_shapes[info.name])
+        declared = info.type.tensor_type.shape.dim
+        if declared and len(declared) != len(shape):
+            raise ShapeError(f"input {info.name!r} has rank {len(declared)}, input_shapes gives {shape}")
+        for axis, (dim, size) in enumerate(zip(declared, shape, strict=False)):
+            if dim.HasField("dim_value") and dim.dim_value != size:
+                raise ShapeError(
+                    f"input {info.name!r} has fixed size {dim.dim_value} at axis {axis}, "
+                    f"input_shapes gives {size}"
+                )
+        return shape
+    shape = []
+    for axis, dim in enumerate(info.type.tensor_type.shape.dim):
+        if not dim.HasField("dim_value") or dim.dim_value <= 0:
+            symbol = dim.dim_param or "?"
+            raise ShapeError(
+                f"input {info.name!r} has a dynamic dim {symbol!r} at axis {axis}: "
+                f"fix it with input_shapes={{{info.name!r}: (...)}} (--shape {info.name}=... on the CLI)"
+            )
+        shape.append(dim.dim_value)
+    return tuple(shape)
+
+
+def _elem_dtype(elem_type: int, what: str) -> DType:
+    np_type = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    try:
+        return DType.from_numpy(np_type)
+    except TypeError as e:
+        raise ShapeError(f"{what}: {e}") from None
+
+
+def _decode_attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    attrs = {}
+    for a in node.attribute:
+        value = onnx.helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, onnx.TensorProto):
+            value = numpy_helper.to_array(value)
+        attrs[a.name] = value
+    return attrs
+
+
+def _to_supported_array(array: np.ndarray, what: str) -> np.ndarray:
+    """Constants of float64/float16 (some exporters emit them) become float32; others must fit."""
+    if array.dtype in (np.float64, np.float16):
+        return array.astype(np.float32)
+    try:
+        DType.from_numpy(array.dtype)
+    except TypeError as e:
+        raise ShapeError(f"{what}: {e}") from None
+    return array
+
+
+def _load_converters() -> None:
+    # The converter modules register themselves into CONVERTERS on import.
+    from xgen.frontend import onnx_elementwise, onnx_nn, onnx_reduce, onnx_shape  # noqa: F401
+
+
+def import_onnx(
+    source: str | Path | bytes | onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> Graph:
+    """Import an ONNX model; input_shapes fixes the dims the model leaves dynamic."""
+    _load_converters()
+    model = load_model(source)
+    opset = _opset(model)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelLoadError(f"opset {opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}")
+    onnx_graph = model.graph
+    ctx = ImportContext(Graph(name=onnx_graph.name or "model"), opset)
+    input_shapes = dict(input_shapes or {})
+
+    for init in onnx_graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelLoadError(f"initializer {init.name!r} keeps its data in an external file; "
+                                 "load the model with onnx.load(path) and pass the ModelProto")
+        array = _to_supported_array(numpy_helper.to_array(init), f"initializer {init.name!r}")
+        ctx.values[init.name] = ctx.graph.constant(array, init.name)
+    for info in onnx_graph.input:
+        if info.name in ctx.values:
+            continue  # an initializer also listed as input (older exporters): a constant
+        dtype = _elem_dtype(info.type.tensor_type.elem_type, f"input {info.name!r}")
+        ctx.values[info.name] = ctx.graph.add_input(info.name, dtype, _fixed_shape(info, input_shapes))
+    unknown = set(input_shapes) - {v.name for v in ctx.graph.inputs}
+    if unknown:
+        names = ", ".join(v.name for v in ctx.graph.inputs)
+        raise ShapeError(f"input_shapes names {sorted(unknown)}, which are not model inputs ({names})")
+
+    for proto in onnx_graph.node:
+        _convert_node(ctx, proto)
+
+    ctx.graph.outputs = _bind_outputs(ctx, [o.name for o in onnx_graph.output])
+    _remove_dead_nodes(ctx.graph)
+    return ctx.graph
+
+
+def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
+    label = proto.name or f"{proto.op_type} -> {', '.join(proto.output)}"
+    if proto.domain not in ("", "ai.onnx"):
+        raise UnsupportedOpError(f"{proto.domain}.{proto.op_type}", label, supported_ops(),
+                                 detail="only the default ONNX domain is supported")
+    convert = CONVERTERS.get(proto.op_type)
+    if convert is None:
+        raise UnsupportedOpError(proto.op_type, label, supported_ops())
+    inputs = []
+    for name in proto.input:
+        if name and name not in ctx.values:
+            raise ModelLoadError(f"node {label!r} reads {name!r}, which no earlier node produces")
+        inputs.append(ctx.values[name] if name else None)
+    node = OnnxNode(proto, inputs, _decode_attrs(proto))
+    try:
+        outputs = convert(ctx, node)
+    except ShapeError as e:
+        raise ShapeError(f"node {label!r} ({proto.op_type}): {e}") from None
+    for name, value in zip(proto.output, outputs, strict=False):
+        if name:
+            ctx.values[name] = value
+
+
+def _bind_outputs(ctx: ImportContext, names: list[str]) -> list[Value]:
+    """Graph outputs keep their ONNX names; a value that is an input or used twice gets a copy."""
+    outputs: list[Value] = []
+    taken = {id(v) for v in ctx.graph.inputs}
+    for name in names:
+        value = ctx.values[name]
+        if id(value) in taken:
+            value = ctx.graph.add_node(Op.IDENTITY, [value])[0]
+        taken.add(id(value))
+        if value.name != name:
+            ctx.graph._names.discard(value.name)
+            value.name = name if name not in ctx.graph._names else ctx.graph.unique_name(name)
+            ctx.graph._names.add(value.name)
+        outputs.append(value)
+    return outputs
+
+
+def _remove_dead_nodes(graph: Graph) -> None:
+    live = {id(v) for v in graph.outputs}
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(id(v) in live for v in node.outputs):
+            kept.append(node)
+            live.update(id(v) for v in node.inputs)
+    graph.nodes = kept[::-1]

@@ -42,11 +42,15 @@ def make_model(
         [node],
         op_type.lower(),
         graph_inputs,
-        [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outputs],
+        [onnx.ValueInfoProto(name=o) for o in outputs],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
+    # Output types come from ONNX's own shape inference (onnxruntime needs them declared).
+    inferred = {v.name: v.type for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    for out in model.graph.output:
+        out.type.CopyFrom(inferred[out.name])
     return model
 
 

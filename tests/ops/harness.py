@@ -57,7 +57,9 @@ def make_model(
 def run_onnxruntime(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     return session.run(None, dict(feeds))
 
 
@@ -75,7 +77,13 @@ def run_compiled(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> lis
     return [result[name] for name in compiled.output_names]
 
 
-def assert_close(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: float, atol: float, what: str) -> None:
+def assert_close(
+    actual: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray],
+    rtol: float,
+    atol: float,
+    what: str,
+) -> None:
     assert len(actual) == len(expected), f"{what}: {len(actual)} outputs, expected {len(expected)}"
     for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
         assert a.shape == e.shape, f"{what} output {i}: shape {a.shape}, expected {e.shape}"

@@ -32,7 +32,9 @@ class ImportContext:
     opset: int
     values: dict[str, Value] = field(default_factory=dict)
 
-    def add(self, op: Op, inputs: Sequence[Value], attrs: Any = None, name: str = "") -> list[Value]:
+    def add(
+        self, op: Op, inputs: Sequence[Value], attrs: Any = None, name: str = ""
+    ) -> list[Value]:
         """Add an IR node, or evaluate it now when every input is a constant."""
         if all(v.is_constant for v in inputs):
             return self.fold(op, inputs, attrs, name)
@@ -82,7 +84,9 @@ class OnnxNode:
             return None
         if not value.is_constant:
             raise UnsupportedOpError(
-                self.op_type, self.label, detail=f"input {i} ({what}) must be constant after shape folding"
+                self.op_type,
+                self.label,
+                detail=f"input {i} ({what}) must be constant after shape folding",
             )
         return value.data
 
@@ -124,7 +128,11 @@ def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     if not isinstance(source, bytes) and not Path(source).is_file():
         raise ModelLoadError(f"{label}: no such model file")
     try:
-        model = onnx.load_model_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
+        model = (
+            onnx.load_model_from_string(source)
+            if isinstance(source, bytes)
+            else onnx.load(str(source))
+        )
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning, ValueError...
         raise ModelLoadError(f"{label}: not a valid ONNX model ({type(e).__name__}: {e})") from None
     if not model.graph.node and not model.graph.output:
@@ -139,12 +147,16 @@ def _opset(model: onnx.ModelProto) -> int:
     return MAX_OPSET
 
 
-def _fixed_shape(info: onnx.ValueInfoProto, input_shapes: Mapping[str, Sequence[int]]) -> tuple[int, ...]:
+def _fixed_shape(
+    info: onnx.ValueInfoProto, input_shapes: Mapping[str, Sequence[int]]
+) -> tuple[int, ...]:
     if info.name in input_shapes:
         shape = tuple(int(d) for d in input_shapes[info.name])
         declared = info.type.tensor_type.shape.dim
         if declared and len(declared) != len(shape):
-            raise ShapeError(f"input {info.name!r} has rank {len(declared)}, input_shapes gives {shape}")
+            raise ShapeError(
+                f"input {info.name!r} has rank {len(declared)}, input_shapes gives {shape}"
+            )
         for axis, (dim, size) in enumerate(zip(declared, shape, strict=False)):
             if dim.HasField("dim_value") and dim.dim_value != size:
                 raise ShapeError(
@@ -158,7 +170,8 @@ def _fixed_shape(info: onnx.ValueInfoProto, input_shapes: Mapping[str, Sequence[
             symbol = dim.dim_param or "?"
             raise ShapeError(
                 f"input {info.name!r} has a dynamic dim {symbol!r} at axis {axis}: "
-                f"fix it with input_shapes={{{info.name!r}: (...)}} (--shape {info.name}=... on the CLI)"
+                f"fix it with input_shapes={{{info.name!r}: (...)}} "
+                f"(--shape {info.name}=... on the CLI)"
             )
         shape.append(dim.dim_value)
     return tuple(shape)
@@ -209,26 +222,34 @@ def import_onnx(
     model = load_model(source)
     opset = _opset(model)
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ModelLoadError(f"opset {opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}")
+        raise ModelLoadError(
+            f"opset {opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}"
+        )
     onnx_graph = model.graph
     ctx = ImportContext(Graph(name=onnx_graph.name or "model"), opset)
     input_shapes = dict(input_shapes or {})
 
     for init in onnx_graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelLoadError(f"initializer {init.name!r} keeps its data in an external file; "
-                                 "load the model with onnx.load(path) and pass the ModelProto")
+            raise ModelLoadError(
+                f"initializer {init.name!r} keeps its data in an external file; "
+                "load the model with onnx.load(path) and pass the ModelProto"
+            )
         array = _to_supported_array(numpy_helper.to_array(init), f"initializer {init.name!r}")
         ctx.values[init.name] = ctx.graph.constant(array, init.name)
     for info in onnx_graph.input:
         if info.name in ctx.values:
             continue  # an initializer also listed as input (older exporters): a constant
         dtype = _elem_dtype(info.type.tensor_type.elem_type, f"input {info.name!r}")
-        ctx.values[info.name] = ctx.graph.add_input(info.name, dtype, _fixed_shape(info, input_shapes))
+        ctx.values[info.name] = ctx.graph.add_input(
+            info.name, dtype, _fixed_shape(info, input_shapes)
+        )
     unknown = set(input_shapes) - {v.name for v in ctx.graph.inputs}
     if unknown:
         names = ", ".join(v.name for v in ctx.graph.inputs)
-        raise ShapeError(f"input_shapes names {sorted(unknown)}, which are not model inputs ({names})")
+        raise ShapeError(
+            f"input_shapes names {sorted(unknown)}, which are not model inputs ({names})"
+        )
 
     for proto in onnx_graph.node:
         _convert_node(ctx, proto)
@@ -241,8 +262,12 @@ def import_onnx(
 def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
     label = proto.name or f"{proto.op_type} -> {', '.join(proto.output)}"
     if proto.domain not in ("", "ai.onnx"):
-        raise UnsupportedOpError(f"{proto.domain}.{proto.op_type}", label, supported_ops(),
-                                 detail="only the default ONNX domain is supported")
+        raise UnsupportedOpError(
+            f"{proto.domain}.{proto.op_type}",
+            label,
+            supported_ops(),
+            detail="only the default ONNX domain is supported",
+        )
     convert = CONVERTERS.get(proto.op_type)
     if convert is None:
         raise UnsupportedOpError(proto.op_type, label, supported_ops())
@@ -270,10 +295,7 @@ def _bind_outputs(ctx: ImportContext, names: list[str]) -> list[Value]:
         if id(value) in taken:
             value = ctx.graph.add_node(Op.IDENTITY, [value])[0]
         taken.add(id(value))
-        if value.name != name:
-            ctx.graph._names.discard(value.name)
-            value.name = name if name not in ctx.graph._names else ctx.graph.unique_name(name)
-            ctx.graph._names.add(value.name)
+        ctx.graph.rename(value, name)
         outputs.append(value)
     return outputs
 

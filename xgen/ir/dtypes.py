@@ -38,7 +38,9 @@ class DType(Enum):
             return cls(name)
         except ValueError:
             supported = ", ".join(d.value for d in cls)
-            raise TypeError(f"dtype {name} is not supported by xgen (supported: {supported})") from None
+            raise TypeError(
+                f"dtype {name} is not supported by xgen (supported: {supported})"
+            ) from None
 
 
 # bool is stored as one byte holding 0 or 1, like numpy.

@@ -86,6 +86,13 @@ class Graph:
         self._names.add(name)
         return name
 
+    def rename(self, value: Value, name: str) -> None:
+        """Give value the name if it is free (else a fresh variant of it)."""
+        if value.name == name:
+            return
+        self._names.discard(value.name)
+        value.name = self.unique_name(name)
+
     def add_input(self, name: str, dtype: DType, shape: Iterable[int]) -> Value:
         value = Value(self.unique_name(name), TensorType(dtype, tuple(shape)))
         self.inputs.append(value)

@@ -147,7 +147,9 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
 
 
 def _matmul(node: Node) -> list[TensorType]:
-    return [TensorType(node.inputs[0].dtype, matmul_shape(node.inputs[0].shape, node.inputs[1].shape))]
+    return [
+        TensorType(node.inputs[0].dtype, matmul_shape(node.inputs[0].shape, node.inputs[1].shape))
+    ]
 
 
 def _reduce(node: Node) -> list[TensorType]:
@@ -186,7 +188,9 @@ def _expand(node: Node) -> list[TensorType]:
 
 def _tile(node: Node) -> list[TensorType]:
     x = node.inputs[0]
-    return [TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, node.attrs.repeats, strict=True)))]
+    return [
+        TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, node.attrs.repeats, strict=True)))
+    ]
 
 
 def _resize(node: Node) -> list[TensorType]:
@@ -197,10 +201,15 @@ def _concat(node: Node) -> list[TensorType]:
     axis = node.attrs.axis
     first = node.inputs[0]
     for v in node.inputs:
-        if v.dtype is not first.dtype or len(v.shape) != len(first.shape) or any(
-            d != e for i, (d, e) in enumerate(zip(v.shape, first.shape)) if i != axis
+        if (
+            v.dtype is not first.dtype
+            or len(v.shape) != len(first.shape)
+            or v.shape[:axis] != first.shape[:axis]
+            or v.shape[axis + 1 :] != first.shape[axis + 1 :]
         ):
-            raise ShapeError(f"Concat inputs {[v.shape for v in node.inputs]} differ off axis {axis}")
+            raise ShapeError(
+                f"Concat inputs {[v.shape for v in node.inputs]} differ off axis {axis}"
+            )
     total = sum(v.shape[axis] for v in node.inputs)
     return [TensorType(first.dtype, (*first.shape[:axis], total, *first.shape[axis + 1 :]))]
 
@@ -209,9 +218,7 @@ def _split(node: Node) -> list[TensorType]:
     x, a = node.inputs[0], node.attrs
     if sum(a.sizes) != x.shape[a.axis]:
         raise ShapeError(f"split sizes {a.sizes} do not sum to dim {a.axis} of {x.shape}")
-    return [
-        TensorType(x.dtype, (*x.shape[: a.axis], s, *x.shape[a.axis + 1 :])) for s in a.sizes
-    ]
+    return [TensorType(x.dtype, (*x.shape[: a.axis], s, *x.shape[a.axis + 1 :])) for s in a.sizes]
 
 
 def _slice(node: Node) -> list[TensorType]:
@@ -276,7 +283,9 @@ def infer_types(node: Node) -> list[TensorType]:
     """Output types of node; raises ShapeError naming the node if its inputs do not fit."""
     low, high = ARITY.get(node.op, (1, 1))
     if not low <= len(node.inputs) <= high:
-        raise ShapeError(f"node {node.name} ({node.op.value}) takes {low}..{high} inputs, got {len(node.inputs)}")
+        raise ShapeError(
+            f"node {node.name} ({node.op.value}) takes {low}..{high} inputs, got {len(node.inputs)}"
+        )
     expected = node.op.attrs_type
     if expected is not None and not isinstance(node.attrs, expected):
         raise ShapeError(f"node {node.name} ({node.op.value}) needs {expected.__name__} attributes")

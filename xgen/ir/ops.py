@@ -124,9 +124,7 @@ UNARY_OPS = frozenset(
         Op.LEAKY_RELU, Op.ELU, Op.CLIP, Op.CAST,
     }
 )  # fmt: skip
-COMPARISON_OPS = frozenset(
-    {Op.EQUAL, Op.LESS, Op.LESS_OR_EQUAL, Op.GREATER, Op.GREATER_OR_EQUAL}
-)
+COMPARISON_OPS = frozenset({Op.EQUAL, Op.LESS, Op.LESS_OR_EQUAL, Op.GREATER, Op.GREATER_OR_EQUAL})
 LOGICAL_OPS = frozenset({Op.AND, Op.OR, Op.XOR})
 BINARY_OPS = frozenset(
     {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.MOD, Op.PRELU}
@@ -147,8 +145,16 @@ _MAPPING: dict[Op, MappingType] = {
         for op in REDUCE_OPS
         | POOL_OPS
         | {
-            Op.CONV, Op.CONV_TRANSPOSE, Op.GEMM, Op.MATMUL, Op.LAYER_NORM, Op.INSTANCE_NORM,
-            Op.SOFTMAX, Op.LOG_SOFTMAX, Op.ARG_MAX, Op.ARG_MIN,
+            Op.CONV,
+            Op.CONV_TRANSPOSE,
+            Op.GEMM,
+            Op.MATMUL,
+            Op.LAYER_NORM,
+            Op.INSTANCE_NORM,
+            Op.SOFTMAX,
+            Op.LOG_SOFTMAX,
+            Op.ARG_MAX,
+            Op.ARG_MIN,
         }
     },  # fmt: skip
     Op.EXPAND: MappingType.ONE_TO_MANY,

@@ -24,14 +24,20 @@ def verify(graph: Graph, after: str = "") -> None:
     for node in graph.nodes:
         for value in node.inputs:
             if not value.is_constant and id(value) not in defined:
-                raise VerificationError(f"{node.name} reads {value.name} before it is defined{where}")
+                raise VerificationError(
+                    f"{node.name} reads {value.name} before it is defined{where}"
+                )
             if value.is_constant and (
                 value.data.shape != value.shape or value.data.dtype != value.dtype.numpy
             ):
-                raise VerificationError(f"constant {value.name} data disagrees with its type{where}")
+                raise VerificationError(
+                    f"constant {value.name} data disagrees with its type{where}"
+                )
         types = infer_types(node)
         if types != [v.type for v in node.outputs]:
-            raise VerificationError(f"{node.name} output types {types} were recorded wrongly{where}")
+            raise VerificationError(
+                f"{node.name} output types {types} were recorded wrongly{where}"
+            )
         for value in node.outputs:
             if id(value) in defined:
                 raise VerificationError(f"{value.name} is assigned twice{where}")

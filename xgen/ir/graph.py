@@ -99,7 +99,7 @@ class Graph:
         return value
 
     def constant(self, data: np.ndarray | float | int, name: str = "const") -> Value:
-        array = np.ascontiguousarray(data)
+        array = np.asarray(data, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         dtype = DType.from_numpy(array.dtype)
         return Value(self.unique_name(name), TensorType(dtype, array.shape), array)
 

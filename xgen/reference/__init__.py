@@ -28,7 +28,7 @@ def evaluate(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Outputs of one node, each with exactly the dtype and shape its output Value declares."""
     outputs = KERNELS[node.op](node, arrays)
     return [
-        np.ascontiguousarray(np.asarray(a).astype(v.dtype.numpy, copy=False).reshape(v.shape))
+        np.asarray(np.asarray(a).astype(v.dtype.numpy, copy=False).reshape(v.shape), order="C")
         for a, v in zip(outputs, node.outputs, strict=True)
     ]
 

@@ -1,1 +1,237 @@
-"""(being written)"""
+"""Reference kernels of the neural-network ops: convolution, matmul, pooling, resize.
+
+Convolution and pooling read windows through one strided view of the padded input, so that a
+convolution is an im2col followed by a matmul, as the generated C does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+import numpy as np
+
+from xgen.ir import Node, Op
+from xgen.ir.ops import CoordinateTransform, NearestMode, ResizeAttrs, ResizeMode
+from xgen.reference import kernel
+from xgen.reference.shape import pad_array
+
+
+def _windows(
+    x: np.ndarray,
+    pads: Sequence[int],
+    kernel_shape: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_spatial: Sequence[int],
+    fill: float,
+) -> np.ndarray:
+    """View (N, C, *kernel, *out) of x padded with fill: [n, c, k, o] = x[n, c, o*s + k*d - pad].
+
+    The end padding grows past pads where ceil_mode lets the last window overhang it.
+    """
+    rank = len(kernel_shape)
+    begins = pads[:rank]
+    ends = [
+        max(pads[rank + i], (o - 1) * s + (k - 1) * d + 1 - x.shape[2 + i] - begins[i])
+        for i, (k, s, d, o) in enumerate(
+            zip(kernel_shape, strides, dilations, out_spatial, strict=True)
+        )
+    ]
+    xp = pad_array(x, (0, 0, *begins), (0, 0, *ends), value=fill)
+    spatial_strides = xp.strides[2:]
+    return np.lib.stride_tricks.as_strided(
+        xp,
+        (*xp.shape[:2], *kernel_shape, *out_spatial),
+        (
+            *xp.strides[:2],
+            *(st * d for st, d in zip(spatial_strides, dilations, strict=True)),
+            *(st * s for st, s in zip(spatial_strides, strides, strict=True)),
+        ),
+        writeable=False,
+    )
+
+
+@kernel(Op.CONV)
+def conv(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    x, w, *bias = arrays
+    a = node.attrs
+    n, c = x.shape[:2]
+    m, g = w.shape[0], a.group
+    out_spatial = node.outputs[0].shape[2:]
+    cols = _windows(x, a.pads, w.shape[2:], a.strides, a.dilations, out_spatial, 0.0)
+    cols = cols.reshape(n, g, -1, prod(out_spatial))  # (N, G, C/G * K, O): im2col per group
+    y = np.matmul(w.reshape(g, m // g, -1), cols).reshape(n, m, *out_spatial)
+    if bias:
+        y = y + bias[0].reshape(m, *[1] * len(out_spatial))
+    return [y]
+
+
+@kernel(Op.CONV_TRANSPOSE)
+def conv_transpose(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    x, w, *bias = arrays
+    a = node.attrs
+    n, c, *in_spatial = x.shape
+    g, kernel_shape = a.group, w.shape[2:]
+    m, rank = w.shape[1] * g, len(kernel_shape)
+    # Every input element times every weight: (N, G, M/G * K, I), then scattered by kernel offset.
+    cols = np.matmul(
+        w.reshape(g, c // g, -1).transpose(0, 2, 1), x.reshape(n, g, c // g, -1)
+    ).reshape(n, m, *kernel_shape, *in_spatial)
+    full_spatial = [
+        s * (i - 1) + d * (k - 1) + 1
+        for s, i, d, k in zip(a.strides, in_spatial, a.dilations, kernel_shape, strict=True)
+    ]
+    full = np.zeros((n, m, *full_spatial), dtype=cols.dtype)
+    for offset in np.ndindex(*kernel_shape):
+        window = tuple(
+            slice(k * d, k * d + s * (i - 1) + 1, s)
+            for k, d, s, i in zip(offset, a.dilations, a.strides, in_spatial, strict=True)
+        )
+        full[(slice(None), slice(None), *window)] += cols[(slice(None), slice(None), *offset)]
+    begins = [-p for p in a.pads[:rank]]
+    ends = [op - p for op, p in zip(a.output_padding, a.pads[rank:], strict=True)]
+    y = pad_array(full, (0, 0, *begins), (0, 0, *ends))
+    if bias:
+        y = y + bias[0].reshape(m, *[1] * rank)
+    return [y]
+
+
+@kernel(Op.GEMM)
+def gemm(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    a_, b, *c = arrays
+    a = node.attrs
+    y = a.alpha * np.matmul(a_.T if a.trans_a else a_, b.T if a.trans_b else b)
+    if c:
+        y = y + a.beta * c[0]
+    return [y]
+
+
+@kernel(Op.MATMUL)
+def matmul(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    return [np.matmul(arrays[0], arrays[1])]
+
+
+@kernel(Op.MAX_POOL)
+def max_pool(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    x = arrays[0]
+    out_spatial = node.outputs[0].shape[2:]
+    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    view = _windows(x, a.pads, a.kernel_shape, a.strides, a.dilations, out_spatial, fill)
+    return [view.max(axis=tuple(range(2, 2 + len(a.kernel_shape))))]
+
+
+@kernel(Op.AVERAGE_POOL)
+def average_pool(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    x = arrays[0]
+    rank = len(a.kernel_shape)
+    out_spatial = node.outputs[0].shape[2:]
+    kernel_axes = tuple(range(2, 2 + rank))
+    total = _windows(x, a.pads, a.kernel_shape, a.strides, a.dilations, out_spatial, 0.0)
+    # The divisor counts the window's cells inside the input (and its explicit pads if
+    # count_include_pad), never those past the end padding that ceil_mode adds.
+    mask = np.ones((1, 1, *x.shape[2:]), dtype=np.float32)
+    mask_pads = a.pads
+    if a.count_include_pad:
+        mask = pad_array(mask, (0, 0, *a.pads[:rank]), (0, 0, *a.pads[rank:]), value=1.0)
+        mask_pads = (0,) * (2 * rank)
+    count = _windows(mask, mask_pads, a.kernel_shape, a.strides, a.dilations, out_spatial, 0.0)
+    return [total.sum(axis=kernel_axes) / count.sum(axis=kernel_axes)]
+
+
+# ---- resize: separable, one (out, in) interpolation matrix per resized dim --------------------
+
+
+def _source_coordinates(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray:
+    """Coordinate in the input of every output position of one dim, in float32 as onnxruntime."""
+    f32 = np.float32
+    size_out, scale = a.sizes[axis], f32(a.scales[axis])
+    x = np.arange(size_out, dtype=f32)
+    match a.coordinate_transform:
+        case CoordinateTransform.HALF_PIXEL:
+            return (x + f32(0.5)) / scale - f32(0.5)
+        case CoordinateTransform.HALF_PIXEL_SYMMETRIC:
+            adjustment = f32(size_out) / (scale * f32(size_in))
+            offset = f32(size_in) / f32(2) * (f32(1) - adjustment)
+            # onnxruntime computes the rest in double (its 0.5 literals), then rounds to float.
+            return (offset + (x + 0.5) / np.float64(scale) - 0.5).astype(f32)
+        case CoordinateTransform.PYTORCH_HALF_PIXEL:
+            return (x + f32(0.5)) / scale - f32(0.5) if size_out > 1 else np.zeros_like(x)
+        case CoordinateTransform.ALIGN_CORNERS:
+            if size_out == 1:
+                return np.zeros_like(x)
+            return x * f32(size_in - 1) / f32(size_out - 1)
+        case CoordinateTransform.ASYMMETRIC:
+            return x / scale
+        case CoordinateTransform.TF_HALF_PIXEL_FOR_NN:
+            return (x + f32(0.5)) / scale
+
+
+def _nearest_indices(a: ResizeAttrs, coords: np.ndarray, size_in: int) -> np.ndarray:
+    floor = np.floor(coords)
+    frac = coords - floor  # exact in float32, so halves are recognised
+    match a.nearest_mode:
+        case NearestMode.ROUND_PREFER_FLOOR:
+            index = floor + (frac > 0.5)
+        case NearestMode.ROUND_PREFER_CEIL:
+            index = floor + (frac >= 0.5)
+        case NearestMode.FLOOR:
+            index = floor
+        case NearestMode.CEIL:
+            index = np.ceil(coords)
+    return np.clip(index, 0, size_in - 1).astype(np.int64)
+
+
+def _cubic_weights(t: np.ndarray, coeff_a: float) -> np.ndarray:
+    """Keys cubic convolution weights of the 4 neighbours floor-1 .. floor+2 of each coordinate."""
+    a = coeff_a
+
+    def near(d: np.ndarray) -> np.ndarray:  # distance in [0, 1]
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d: np.ndarray) -> np.ndarray:  # distance in [1, 2]
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
+
+
+def _interpolation_matrix(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray:
+    """(out, in) float64 matrix of linear or cubic interpolation along one dim."""
+    coords = _source_coordinates(a, axis, size_in).astype(np.float64)
+    if a.mode is ResizeMode.LINEAR:
+        coords = np.clip(coords, 0, size_in - 1)
+        base = np.floor(coords)
+        t = coords - base
+        weights = np.stack([1 - t, t], axis=1)
+        offsets = np.arange(2)
+    else:
+        base = np.floor(coords)
+        weights = _cubic_weights(coords - base, a.cubic_coeff_a)
+        offsets = np.arange(-1, 3)
+    neighbours = base.astype(np.int64)[:, None] + offsets
+    inside = (neighbours >= 0) & (neighbours < size_in)
+    if a.exclude_outside:
+        weights = np.where(inside, weights, 0.0)
+        weights /= weights.sum(axis=1, keepdims=True)
+    matrix = np.zeros((len(coords), size_in))
+    rows = np.broadcast_to(np.arange(len(coords))[:, None], neighbours.shape)
+    np.add.at(matrix, (rows, np.clip(neighbours, 0, size_in - 1)), weights)  # edge-clamped
+    return matrix
+
+
+@kernel(Op.RESIZE)
+def resize(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    a = node.attrs
+    y = arrays[0]
+    for axis, (size_in, size_out) in enumerate(zip(y.shape, a.sizes, strict=True)):
+        if size_in == size_out and a.scales[axis] == 1.0:
+            continue
+        if a.mode is ResizeMode.NEAREST:
+            coords = _source_coordinates(a, axis, size_in)
+            y = np.take(y, _nearest_indices(a, coords, size_in), axis=axis)
+        else:
+            matrix = _interpolation_matrix(a, axis, size_in)
+            y = np.moveaxis(np.tensordot(matrix, y, axes=(1, axis)), 0, axis)
+    return [y]

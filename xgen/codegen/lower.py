@@ -34,6 +34,11 @@ class KernelContext(Protocol):
         block (shared by all nodes; the arena reserves the largest request)."""
         ...
 
+    def fail(self, message: str) -> str:
+        """A C statement (`return k;`) ending the run with an error the runtime reports as
+        message, naming this node; for checks only data can fail (e.g. an index out of range)."""
+        ...
+
 
 Lowering = Callable[[KernelContext, Node], str]
 LOWERINGS: dict[Op, Lowering] = {}

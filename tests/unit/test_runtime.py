@@ -1,0 +1,234 @@
+"""Public API and runtime: compile, run, input checks, cache, save/load, export, compiler errors."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import xgen
+from xgen.codegen import cc
+from xgen.errors import CompilerError, InputError, XgenError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XGEN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def two_output_model() -> onnx.ModelProto:
+    """y = relu(x + bias), z = reshape(y): x float32[2, 3], with bias an initializer."""
+    bias = numpy_helper.from_array(np.array([1.0, -2.0, 0.5], np.float32), "bias")
+    shape = numpy_helper.from_array(np.array([6], np.int64), "shape")
+    nodes = [
+        helper.make_node("Add", ["x", "bias"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu"),
+        helper.make_node("Reshape", ["y", "shape"], ["z"], name="reshape"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [6])],
+        [bias, shape],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def expected(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x + np.array([1.0, -2.0, 0.5], np.float32), 0)
+
+
+X = np.arange(-3, 3, dtype=np.float32).reshape(2, 3)
+
+
+def test_compile_from_proto_bytes_and_path(tmp_path) -> None:
+    model = two_output_model()
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    for source in (model, model.SerializeToString(), path, str(path)):
+        compiled = xgen.compile(source)
+        assert compiled.input_names == ["x"] and compiled.output_names == ["y", "z"]
+        y, z = compiled(X)
+        np.testing.assert_array_equal(y, expected(X))
+        np.testing.assert_array_equal(z, expected(X).reshape(6))
+
+
+def test_one_output_comes_back_as_an_array() -> None:
+    model = two_output_model()
+    del model.graph.output[1]
+    compiled = xgen.compile(model, debug=True)
+    result = compiled(X)
+    assert isinstance(result, np.ndarray)
+    np.testing.assert_array_equal(result, expected(X))
+    assert set(compiled.run({"x": X})) == {"y"}
+
+
+def test_feed_checks_name_the_input() -> None:
+    compiled = xgen.compile(two_output_model())
+    cases = [
+        ({"x": X, "extra": X}, "unknown input.*'extra'"),
+        ({}, "missing input.*'x'"),
+        ({"x": X.astype(np.float64)}, r"'x' must be float32\[2,3\], got float64\[2,3\]"),
+        ({"x": X.reshape(3, 2)}, r"'x' must be float32\[2,3\], got float32\[3,2\]"),
+        ({"x": [[1, 2, 3], [4, 5, 6]]}, "got int64"),
+    ]
+    for feeds, message in cases:
+        with pytest.raises(InputError, match=message):
+            compiled.run(feeds)
+    with pytest.raises(InputError, match="takes 1 input"):
+        compiled(X, X)
+    # A non-contiguous view is accepted (copied), never misread.
+    wide = np.arange(12, dtype=np.float32).reshape(2, 6)[:, ::2]
+    np.testing.assert_array_equal(compiled(wide)[0], expected(wide))
+
+
+def test_threads_property() -> None:
+    compiled = xgen.compile(two_output_model(), threads=1)
+    assert compiled.threads == 1
+    compiled.threads = None
+    assert compiled.threads >= 1
+    with pytest.raises(ValueError):
+        compiled.threads = -2
+
+
+def test_bad_model_argument() -> None:
+    with pytest.raises(XgenError, match="cannot compile a dict"):
+        xgen.compile({})
+    with pytest.raises(XgenError, match="example_inputs"):
+        xgen.compile(two_output_model(), example_inputs=(X,))
+
+
+def test_second_compile_hits_the_cache(monkeypatch) -> None:
+    first = xgen.compile(two_output_model())
+
+    def no_compiler(command, *args, **kwargs):
+        if "--version" in command:
+            return subprocess.CompletedProcess(command, 0, "cc (fake) 1.0\n", "")
+        raise AssertionError(f"the compiler ran again: {command}")
+
+    cc._version.cache_clear()
+    monkeypatch.setattr(cc.subprocess, "run", no_compiler)
+    monkeypatch.setattr(cc, "_version", lambda path: cc_version)
+    second = xgen.compile(two_output_model())
+    assert second._library == first._library
+
+
+cc_version = cc.find_compiler().version
+
+
+def _compile_in_child(cache: str, queue) -> None:
+    import xgen as child_xgen
+
+    compiled = child_xgen.compile(two_output_model(), cache_dir=cache)
+    queue.put((str(compiled._library), compiled(X)[0].tolist()))
+
+
+def test_concurrent_compiles_of_one_model_both_succeed(tmp_path) -> None:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    children = [
+        context.Process(target=_compile_in_child, args=(str(tmp_path / "shared"), queue))
+        for _ in range(2)
+    ]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    assert results[0][0] == results[1][0]
+    assert results[0][1] == results[1][1] == expected(X).tolist()
+    leftovers = [p.name for p in (tmp_path / "shared").iterdir() if p.suffix != ".so"]
+    assert leftovers == []  # temp build dirs are gone
+
+
+def test_save_and_load_without_compiler(tmp_path, monkeypatch) -> None:
+    compiled = xgen.compile(two_output_model())
+    saved = compiled.save(tmp_path / "artefact")
+    assert {p.name for p in saved.iterdir()} == {
+        "model.c", "model.so", "weights.bin", "manifest.json"
+    }  # fmt: skip
+    monkeypatch.setattr(cc, "compile_shared", _forbidden)
+    monkeypatch.setattr(xgen.api, "compile_shared", _forbidden)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    loaded = xgen.load(saved)
+    assert loaded.output_names == ["y", "z"]
+    np.testing.assert_array_equal(loaded(X)[0], expected(X))
+    compiled.save(saved)  # overwriting an artefact is fine
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("load recompiled the model")
+
+
+def test_save_refuses_a_foreign_directory(tmp_path) -> None:
+    compiled = xgen.compile(two_output_model())
+    target = tmp_path / "photos"
+    target.mkdir()
+    (target / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(XgenError, match="not empty.*overwrite=True"):
+        compiled.save(target)
+    compiled.save(target, overwrite=True)
+    assert (target / "cat.jpg").exists()
+    with pytest.raises(XgenError, match="does not hold a saved xgen model"):
+        xgen.load(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_export_c_builds_with_make(tmp_path) -> None:
+    compiled = xgen.compile(two_output_model())
+    package = compiled.export_c(tmp_path / "pkg")
+    assert {p.name for p in package.iterdir()} == {
+        "model.c", "weights.bin", "xgen_model.h", "Makefile"
+    }  # fmt: skip
+    build = subprocess.run(["make", "-C", str(package), "libxgen_model.so"], capture_output=True)
+    assert build.returncode == 0, build.stderr.decode()
+    # The exported library is the same model: drive it with the runtime.
+    from xgen.runtime.model import CompiledModel
+
+    rebuilt = CompiledModel(compiled._model, package / "libxgen_model.so")
+    np.testing.assert_array_equal(rebuilt(X)[1], expected(X).reshape(6))
+
+
+def test_no_compiler_on_path(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CompilerError, match="cc, gcc, clang on PATH.*apt-get install gcc"):
+        xgen.compile(two_output_model())
+    monkeypatch.setenv("CC", "/nonexistent/xcc")
+    with pytest.raises(CompilerError, match=r"\$CC='/nonexistent/xcc'"):
+        xgen.compile(two_output_model())
+
+
+def test_compiler_errors_carry_the_output() -> None:
+    with pytest.raises(CompilerError, match="(?s)failed.*this_is_not_c"):
+        cc.compile_shared("int f(void) { this_is_not_c; }\n")
+
+
+def test_compile_a_torch_module() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Scale(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x) * 2.0 + 1.0
+
+    compiled = xgen.compile(Scale(), example_inputs=torch.from_numpy(X))
+    np.testing.assert_allclose(compiled(X), np.maximum(X, 0) * 2 + 1)
+    with pytest.raises(XgenError, match="needs example_inputs"):
+        xgen.compile(Scale())
+
+
+def test_package_exports() -> None:
+    assert xgen.__version__ and callable(xgen.compile) and callable(xgen.load)
+    assert issubclass(xgen.InputError, xgen.XgenError)
+    assert Path(sys.modules["xgen"].__file__).name == "__init__.py"

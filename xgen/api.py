@@ -1,0 +1,84 @@
+"""The public entry points: xgen.compile and xgen.load."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from xgen.codegen.cc import compile_shared
+from xgen.codegen.emit import generate
+from xgen.errors import XgenError
+from xgen.frontend.onnx import import_onnx
+from xgen.ir import Graph
+from xgen.ir.verify import debug_enabled, verify
+from xgen.runtime import artifact
+from xgen.runtime.model import CompiledModel
+
+ModelSource = str | os.PathLike | bytes | onnx.ModelProto | Any  # Any: a torch.nn.Module
+
+
+def compile(
+    model: ModelSource,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    example_inputs: Any = None,
+    threads: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    debug: bool = False,
+) -> CompiledModel:
+    """Compile a model to C and load it.
+
+    model: an ONNX file path, its bytes, an onnx.ModelProto, or a torch.nn.Module (then
+    example_inputs, a tensor or a tuple of tensors, fixes the input shapes and dtypes).
+    input_shapes fixes the dynamic dims of an ONNX model's inputs. threads caps the threads a
+    run uses (default: OpenMP's).
+    cache_dir overrides $XGEN_CACHE_DIR / ~/.cache/xgen; debug verifies the IR between steps.
+    """
+    graph = _import(model, input_shapes, example_inputs)
+    if debug or debug_enabled():
+        verify(graph, after="import")
+    generated = generate(graph)
+    library = compile_shared(generated.source, cache_dir)
+    return CompiledModel(generated, library, threads)
+
+
+def load(directory: str | os.PathLike, threads: int | None = None) -> CompiledModel:
+    """A model saved with CompiledModel.save; recompiles only if it was built for another CPU."""
+    generated, library = artifact.load_artifact(Path(directory))
+    if library is None:
+        library = compile_shared(generated.source)
+    return CompiledModel(generated, library, threads)
+
+
+def _import(
+    model: ModelSource,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    example_inputs: Any,
+) -> Graph:
+    if isinstance(model, str | os.PathLike | bytes | onnx.ModelProto):
+        if example_inputs is not None:
+            raise XgenError(
+                "example_inputs is for torch modules; give input_shapes for ONNX models"
+            )
+        return import_onnx(model if isinstance(model, bytes | onnx.ModelProto) else str(model),
+                           input_shapes)  # fmt: skip
+    if _is_torch_module(model):
+        if example_inputs is None:
+            raise XgenError("compiling a torch.nn.Module needs example_inputs (a tuple of tensors)")
+        from xgen.frontend.torch import import_torch  # torch is optional and slow to import
+
+        return import_torch(model, example_inputs)
+    raise XgenError(
+        f"cannot compile a {type(model).__name__}: give an ONNX path, bytes, an onnx.ModelProto "
+        "or a torch.nn.Module"
+    )
+
+
+def _is_torch_module(model: object) -> bool:
+    return any(
+        cls.__module__.startswith("torch.nn") and cls.__name__ == "Module"
+        for cls in type(model).__mro__
+    )

@@ -1,0 +1,261 @@
+"""The C emitter: a graph becomes one C function over caller buffers, a weight blob and an arena.
+
+The generated translation unit is self-contained: the kernel headers are inlined (common.h first,
+the others in sorted order), then comes `xgen_run`, one commented block per node in graph order.
+Constants are never C literals: they go to a binary weight blob (64-byte aligned slices) that the
+runtime loads beside the shared library. The output is deterministic: the same graph always gives
+the same source and blob, which is what the compile cache keys on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xgen import __version__
+from xgen.codegen import lower
+from xgen.errors import UnsupportedOpError
+from xgen.ir import DType, Graph, Node, Value
+from xgen.passes.memory import ALIAS_OPS, MemoryPlan, Storage, align, plan_memory
+
+ABI_VERSION = 1
+KERNELS_DIR = Path(__file__).parent / "kernels"
+PRELUDE = "common.h"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: DType
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype.value, "shape": list(self.shape)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TensorSpec:
+        return cls(data["name"], DType(data["dtype"]), tuple(data["shape"]))
+
+    @classmethod
+    def of(cls, value: Value) -> TensorSpec:
+        return cls(value.name, value.dtype, value.shape)
+
+    def __str__(self) -> str:
+        return f"{self.dtype.value}[{','.join(map(str, self.shape))}]"
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    """Everything codegen produces for one graph; the runtime needs nothing else."""
+
+    name: str
+    source: str
+    weights: bytes
+    arena_bytes: int  # tensors plus the largest scratch request
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    errors: tuple[str, ...]  # xgen_run returning k > 0 means errors[k - 1] happened
+
+
+def generate(graph: Graph) -> GeneratedModel:
+    """Lower every node of the graph to C; raises UnsupportedOpError for ops with no lowering."""
+    load_lowerings()
+    emitter = Emitter(graph, plan_memory(graph))
+    body = [emitter.node_block(node) for node in graph.nodes] + emitter.output_copies()
+    return GeneratedModel(
+        name=graph.name,
+        source=emitter.source(body),
+        weights=bytes(emitter.blob),
+        arena_bytes=emitter.arena_bytes,
+        inputs=tuple(TensorSpec.of(v) for v in graph.inputs),
+        outputs=tuple(TensorSpec.of(v) for v in graph.outputs),
+        errors=tuple(emitter.errors),
+    )
+
+
+def load_lowerings() -> None:
+    """Import every codegen/lower_*.py module: each registers its lowerings on import."""
+    package = importlib.import_module("xgen.codegen")
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        if module.startswith("lower_"):
+            importlib.import_module(f"xgen.codegen.{module}")
+
+
+def kernel_headers() -> list[Path]:
+    """The kernel library in inclusion order: the prelude, then the rest by name."""
+    others = sorted(p for p in KERNELS_DIR.glob("*.h") if p.name != PRELUDE)
+    return [KERNELS_DIR / PRELUDE, *others]
+
+
+def comment(text: str) -> str:
+    return "/* " + text.replace("*/", "* /") + " */"
+
+
+def c_pointer(dtype: DType, base: str) -> str:
+    return f"(({dtype.c_type} *)({base}))"
+
+
+class Emitter:
+    """Owns buffers, the weight blob and scratch while lowerings write the nodes (KernelContext)."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan):
+        self.graph, self.plan = graph, plan
+        self.blob = bytearray()
+        self.weight_offsets: dict[Value, int] = {}
+        self.blob_slices: dict[bytes, int] = {}  # digest of bytes -> offset: equal data stored once
+        self.scratch_offset = align(plan.arena_bytes)
+        self.scratch_bytes = 0
+        self.errors: list[str] = []
+        self.node: Node | None = None
+
+    # ---- KernelContext -----------------------------------------------------------------------
+
+    def ptr(self, value: Value) -> str:
+        loc = self.plan[value]
+        if loc.storage is Storage.INPUT:
+            return c_pointer(value.dtype, f"inputs[{loc.offset}]")
+        if loc.storage is Storage.OUTPUT:
+            return c_pointer(value.dtype, f"outputs[{loc.offset}]")
+        if loc.storage is Storage.ARENA:
+            return c_pointer(value.dtype, f"arena + {loc.offset}")
+        if loc.owner not in self.weight_offsets:
+            self.weight_offsets[loc.owner] = self._append(loc.owner.data)
+        return c_pointer(value.dtype, f"weights + {self.weight_offsets[loc.owner]}")
+
+    def add_weight(self, array: np.ndarray, name: str) -> str:
+        dtype = DType.from_numpy(array.dtype)
+        return c_pointer(dtype, f"weights + {self._append(array)} /* {name} */")
+
+    def scratch(self, nbytes: int) -> str:
+        self.scratch_bytes = max(self.scratch_bytes, align(nbytes))
+        return f"(arena + {self.scratch_offset})"
+
+    def fail(self, message: str) -> str:
+        """A C statement ending the run with an error code that the runtime turns into message."""
+        assert self.node is not None
+        self.errors.append(f"node {self.node.name} ({self.node.op.value}): {message}")
+        return f"return {len(self.errors)};"
+
+    # ---- emission ----------------------------------------------------------------------------
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.scratch_offset + self.scratch_bytes
+
+    def _append(self, array: np.ndarray) -> int:
+        data = np.ascontiguousarray(array).tobytes()
+        digest = hashlib.sha256(data).digest()
+        if digest not in self.blob_slices:
+            offset = align(len(self.blob))
+            self.blob += bytes(offset - len(self.blob)) + data
+            self.blob_slices[digest] = offset
+        return self.blob_slices[digest]
+
+    def node_block(self, node: Node) -> str:
+        outs = ", ".join(f"{v.type} {v.name}" for v in node.outputs)
+        ins = ", ".join(f"{v.type} {v.name}" for v in node.inputs)
+        header = comment(f"{node.name}: {outs} <- {node.op.value}({ins})")
+        if node.op in ALIAS_OPS:
+            return header[:-3] + " -- an alias: no code */"
+        lowering = lower.LOWERINGS.get(node.op)
+        if lowering is None:
+            raise UnsupportedOpError(
+                node.op.value, node.name, sorted(op.value for op in lower.LOWERINGS),
+                detail="the C code generator has no lowering for it",
+            )  # fmt: skip
+        self.node = node
+        code = lowering(self, node).strip("\n")
+        self.node = None
+        return header + "\n{\n" + indent(code) + "\n}"
+
+    def output_copies(self) -> list[str]:
+        blocks = []
+        for index, value in self.plan.copies:
+            blocks.append(
+                comment(f"graph output {index} ({value.name}) lives elsewhere: copy it")
+                + f"\nmemcpy(outputs[{index}], {self.ptr(value)}, {value.type.nbytes});"
+            )
+        return blocks
+
+    def source(self, body: list[str]) -> str:
+        headers = [_inline_header(path) for path in kernel_headers()]
+        ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.graph.op_counts().items()))
+        inputs = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
+        outputs = ", ".join(f"{v.name}: {v.type}" for v in self.graph.outputs)
+        return _TEMPLATE.format(
+            version=__version__,
+            name=comment(f"model {self.graph.name}"),
+            inputs=comment(f"inputs  {inputs}"),
+            outputs=comment(f"outputs {outputs}"),
+            ops=comment(f"ops     {ops or 'none'}"),
+            headers="\n".join(headers),
+            abi=ABI_VERSION,
+            arena=self.arena_bytes,
+            weights=len(self.blob),
+            n_inputs=len(self.graph.inputs),
+            n_outputs=len(self.graph.outputs),
+            body=indent("\n\n".join(body)),
+        )
+
+
+def indent(code: str, by: str = "    ") -> str:
+    return "\n".join(by + line if line.strip() else line for line in code.splitlines())
+
+
+def _inline_header(path: Path) -> str:
+    """A kernel header's text; its local includes are dropped since all headers are inlined."""
+    lines = [
+        line for line in path.read_text().splitlines() if not line.startswith('#include "')
+    ]
+    rule = "/* " + "-" * 30 + f" kernels/{path.name} " + "-" * 30 + " */"
+    return rule + "\n" + "\n".join(lines) + "\n"
+
+
+_TEMPLATE = """\
+/* Generated by xgen {version}. Do not edit: regenerate from the model instead. */
+{name}
+{inputs}
+{outputs}
+{ops}
+
+{headers}
+/* ------------------------------ the model ------------------------------ */
+
+#define XGEN_ABI_VERSION {abi}
+#define XGEN_ARENA_BYTES {arena}L
+#define XGEN_WEIGHTS_BYTES {weights}L
+#define XGEN_NUM_INPUTS {n_inputs}
+#define XGEN_NUM_OUTPUTS {n_outputs}
+
+static int xg_threads = 0; /* 0: the OpenMP default */
+
+int xgen_abi_version(void) {{ return XGEN_ABI_VERSION; }}
+long xgen_arena_bytes(void) {{ return XGEN_ARENA_BYTES; }}
+long xgen_weights_bytes(void) {{ return XGEN_WEIGHTS_BYTES; }}
+void xgen_set_threads(int n) {{ xg_threads = n > 0 ? n : 0; }}
+int xgen_get_threads(void) {{ return xg_threads > 0 ? xg_threads : xg_max_threads(); }}
+
+/* Runs the model: inputs and outputs are the caller's dense row-major buffers, weights the
+ * 64-byte aligned weight blob (XGEN_WEIGHTS_BYTES), arena 64-byte aligned scratch memory
+ * (XGEN_ARENA_BYTES). Returns 0, or k > 0 when the k-th runtime check failed. */
+int xgen_run(void *const *inputs, void *const *outputs, const char *weights, char *arena)
+{{
+#ifdef _OPENMP
+    if (xg_threads > 0) omp_set_num_threads(xg_threads);
+#endif
+    (void)inputs; (void)outputs; (void)weights; (void)arena;
+
+{body}
+
+    return 0;
+}}
+"""

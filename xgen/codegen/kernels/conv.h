@@ -1,0 +1,212 @@
+/* Convolution (NCHW, 1 to 3 spatial dims) and transposed convolution, built on xg_sgemm.
+ *
+ * Spatial geometry is always 3-D: lower ranks are padded with leading size-1 dims (kernel 1,
+ * stride 1, pad 0, dilation 1), so one code path serves Conv1d/2d/3d. Arrays of 3 longs:
+ * in, out (spatial sizes), ker, stride, pad (begin pads; the end pads follow from out), dil.
+ * Weights arrive packed for xg_sgemm at compile time, one matrix per group, wstride floats apart.
+ */
+#ifndef XG_CONV_H
+#define XG_CONV_H
+
+#include <string.h>
+
+/* gemm.h comes later in the inlined source (headers are sorted by name). */
+static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const float *A,
+                     long rsa, long csa, const float *Bp, const float *B, long rsb, long csb,
+                     float beta, float *C, long ldc, float *work);
+
+static inline long xg_round_up(long x, long m);
+
+static inline long xg_prod3(const long *d) { return d[0] * d[1] * d[2]; }
+
+/* First and one-past-last output index o with 0 <= o*stride + off < n. */
+static inline void xg_valid_range(long off, long stride, long n, long n_out, long *lo, long *hi)
+{
+    long a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    long b = n - off <= 0 ? 0 : (n - off + stride - 1) / stride;
+    *lo = a < n_out ? a : n_out;
+    *hi = b < n_out ? b : n_out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* im2col straight into xg_sgemm's packed-B layout (saving the GEMM a packing pass):
+ * row (c, kz, ky, kx) of the [channels*taps][npix] matrix holds x[c][oz*s0 - p0 + kz*d0][..][..]
+ * for output pixel (oz, oy, ox), zero outside the input. (gemm.h comes later in the source, so
+ * the panel width and K block are repeated here; gemm.h fails the build if they differ.) */
+#define XG_IM2COL_NP 16 /* == XG_GEMM_NP; checked in gemm.h */
+#define XG_IM2COL_KC 256 /* == XG_GEMM_KC; checked in gemm.h */
+static void xg_im2col_packed(const float *x, long channels, const long *in, const long *out,
+                             const long *ker, const long *stride, const long *pad,
+                             const long *dil, float *packed)
+{
+    long taps = xg_prod3(ker), npix = xg_prod3(out), plane = xg_prod3(in);
+    long rows = channels * taps, npanels = (npix + XG_IM2COL_NP - 1) / XG_IM2COL_NP;
+#pragma omp parallel for schedule(static) if (rows * npix > XG_PARALLEL_MIN)
+    for (long row = 0; row < rows; row++) {
+        float line[npanels * XG_IM2COL_NP]; /* the row, zero-padded to whole panels */
+        long c = row / taps, t = row % taps;
+        long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
+        const float *xc = x + c * plane;
+        long xlo, xhi, xoff = kx * dil[2] - pad[2];
+        xg_valid_range(xoff, stride[2], in[2], out[2], &xlo, &xhi);
+        for (long oz = 0; oz < out[0]; oz++) {
+            long iz = oz * stride[0] - pad[0] + kz * dil[0];
+            for (long oy = 0; oy < out[1]; oy++) {
+                long iy = oy * stride[1] - pad[1] + ky * dil[1];
+                float *d = line + (oz * out[1] + oy) * out[2];
+                if (iz < 0 || iz >= in[0] || iy < 0 || iy >= in[1]) {
+                    memset(d, 0, (size_t)out[2] * sizeof(float));
+                    continue;
+                }
+                const float *s = xc + (iz * in[1] + iy) * in[2] + xoff;
+                for (long ox = 0; ox < xlo; ox++) d[ox] = 0.0f;
+                if (stride[2] == 1)
+                    memcpy(d + xlo, s + xlo, (size_t)(xhi - xlo) * sizeof(float));
+                else
+                    for (long ox = xlo; ox < xhi; ox++) d[ox] = s[ox * stride[2]];
+                for (long ox = xhi; ox < out[2]; ox++) d[ox] = 0.0f;
+            }
+        }
+        for (long j = npix; j < npanels * XG_IM2COL_NP; j++) line[j] = 0.0f;
+        /* scatter the row into its K block's panels */
+        long k0 = row / XG_IM2COL_KC * XG_IM2COL_KC;
+        long kc = rows - k0 < XG_IM2COL_KC ? rows - k0 : XG_IM2COL_KC;
+        float *dst = packed + npanels * XG_IM2COL_NP * k0 + (row - k0) * XG_IM2COL_NP;
+        for (long p = 0; p < npanels; p++)
+            memcpy(dst + p * kc * XG_IM2COL_NP, line + p * XG_IM2COL_NP,
+                   XG_IM2COL_NP * sizeof(float));
+    }
+}
+
+/* y[n][k][pix] = bias[k] (or 0), the starting value both convolutions accumulate onto. */
+static void xg_fill_channels(float *y, long batch, long channels, long npix, const float *bias)
+{
+    for (long i = 0; i < batch * channels; i++) {
+        float v = bias ? bias[i % channels] : 0.0f;
+        for (long p = 0; p < npix; p++) y[i * npix + p] = v;
+    }
+}
+
+/* Conv as GEMM per (image, group): Y_g = W_g @ im2col(X_g); a 1x1, stride-1, unpadded conv
+ * multiplies X_g directly. work: the packed im2col buffer (unless direct, round_up(npix, 16) * K
+ * floats) then xg_sgemm's work. */
+static void xg_conv(const float *x, const float *wpacked, long wstride, const float *bias,
+                    float *y, long batch, long cin, long cout, long group, const long *in,
+                    const long *out,
+                    const long *ker, const long *stride, const long *pad, const long *dil,
+                    float *work)
+{
+    long cin_g = cin / group, cout_g = cout / group, taps = xg_prod3(ker);
+    long K = cin_g * taps, npix = xg_prod3(out), plane = xg_prod3(in);
+    int direct = taps == 1 && npix == plane && stride[0] * stride[1] * stride[2] == 1 &&
+                 pad[0] + pad[1] + pad[2] == 0;
+    float *col = work, *gemm_work = direct ? work : work + K * xg_round_up(npix, XG_IM2COL_NP);
+    if (bias) xg_fill_channels(y, batch, cout, npix, bias);
+    for (long n = 0; n < batch; n++) {
+        for (long g = 0; g < group; g++) {
+            const float *xg = x + (n * cin + g * cin_g) * plane;
+            if (!direct) xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, col);
+            xg_sgemm(cout_g, npix, K, 1.0f, wpacked + g * wstride, NULL, 0, 0,
+                     direct ? NULL : col, xg, npix, 1, bias ? 1.0f : 0.0f,
+                     y + (n * cout + g * cout_g) * npix, npix, gemm_work);
+        }
+    }
+}
+
+/* Depthwise conv (group == cin == cout): a direct kernel, one channel plane per task, the inner
+ * loop running over a contiguous output row. w is the plain [C][kz][ky][kx] weight. */
+static void xg_conv_depthwise(const float *x, const float *w, const float *bias, float *y,
+                              long batch, long channels, const long *in, const long *out,
+                              const long *ker, const long *stride, const long *pad,
+                              const long *dil)
+{
+    long taps = xg_prod3(ker), npix = xg_prod3(out), plane = xg_prod3(in);
+#pragma omp parallel for schedule(static) if (batch * channels * npix * taps > XG_PARALLEL_MIN)
+    for (long nc = 0; nc < batch * channels; nc++) {
+        long c = nc % channels;
+        const float *xc = x + nc * plane, *wc = w + c * taps;
+        float *yc = y + nc * npix;
+        float b = bias ? bias[c] : 0.0f;
+        for (long p = 0; p < npix; p++) yc[p] = b;
+        for (long oz = 0; oz < out[0]; oz++) {
+            for (long oy = 0; oy < out[1]; oy++) {
+                float *d = yc + (oz * out[1] + oy) * out[2];
+                for (long kz = 0; kz < ker[0]; kz++) {
+                    long iz = oz * stride[0] - pad[0] + kz * dil[0];
+                    if (iz < 0 || iz >= in[0]) continue;
+                    for (long ky = 0; ky < ker[1]; ky++) {
+                        long iy = oy * stride[1] - pad[1] + ky * dil[1];
+                        if (iy < 0 || iy >= in[1]) continue;
+                        const float *s = xc + (iz * in[1] + iy) * in[2];
+                        for (long kx = 0; kx < ker[2]; kx++) {
+                            float wv = wc[(kz * ker[1] + ky) * ker[2] + kx];
+                            long lo, hi, off = kx * dil[2] - pad[2];
+                            xg_valid_range(off, stride[2], in[2], out[2], &lo, &hi);
+                            if (stride[2] == 1)
+                                for (long ox = lo; ox < hi; ox++) d[ox] += wv * s[ox + off];
+                            else
+                                for (long ox = lo; ox < hi; ox++)
+                                    d[ox] += wv * s[ox * stride[2] + off];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* y[c][(oz, oy, ox)] += col[(c, kz, ky, kx)][(iz, iy, ix)] where o = i*stride - pad + k*dil:
+ * the adjoint of im2col. Each task owns one output channel, so there are no write races. */
+static void xg_col2im(const float *col, long channels, const long *in, const long *out,
+                      const long *ker, const long *stride, const long *pad, const long *dil,
+                      float *y)
+{
+    long taps = xg_prod3(ker), npix = xg_prod3(in), oplane = xg_prod3(out);
+#pragma omp parallel for schedule(static) if (channels * taps * npix > XG_PARALLEL_MIN)
+    for (long c = 0; c < channels; c++) {
+        float *yc = y + c * oplane;
+        for (long t = 0; t < taps; t++) {
+            long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
+            const float *src = col + (c * taps + t) * npix;
+            for (long iz = 0; iz < in[0]; iz++) {
+                long oz = iz * stride[0] - pad[0] + kz * dil[0];
+                if (oz < 0 || oz >= out[0]) continue;
+                for (long iy = 0; iy < in[1]; iy++) {
+                    long oy = iy * stride[1] - pad[1] + ky * dil[1];
+                    if (oy < 0 || oy >= out[1]) continue;
+                    const float *s = src + (iz * in[1] + iy) * in[2];
+                    float *d = yc + (oz * out[1] + oy) * out[2];
+                    for (long ix = 0; ix < in[2]; ix++) {
+                        long ox = ix * stride[2] - pad[2] + kx * dil[2];
+                        if (ox >= 0 && ox < out[2]) d[ox] += s[ix];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ConvTranspose per (image, group): col = W_g^T @ X_g (W packed as [Cout/g*k x Cin/g]),
+ * then col2im scatters onto y, which starts as the bias. in/out are the input and output
+ * spatial sizes. work: the col buffer then xg_sgemm's work. */
+static void xg_conv_transpose(const float *x, const float *wpacked, long wstride,
+                              const float *bias, float *y, long batch, long cin, long cout,
+                              long group, const long *in,
+                              const long *out, const long *ker, const long *stride,
+                              const long *pad, const long *dil, float *work)
+{
+    long cin_g = cin / group, cout_g = cout / group, taps = xg_prod3(ker);
+    long M = cout_g * taps, npix = xg_prod3(in), oplane = xg_prod3(out);
+    float *col = work;
+    xg_fill_channels(y, batch, cout, oplane, bias);
+    for (long n = 0; n < batch; n++) {
+        for (long g = 0; g < group; g++) {
+            xg_sgemm(M, npix, cin_g, 1.0f, wpacked + g * wstride, NULL, 0, 0, NULL,
+                     x + (n * cin + g * cin_g) * npix, npix, 1, 0.0f, col, npix, work + M * npix);
+            xg_col2im(col, cout_g, in, out, ker, stride, pad, dil,
+                      y + (n * cout + g * cout_g) * oplane);
+        }
+    }
+}
+
+#endif /* XG_CONV_H */

@@ -1,0 +1,241 @@
+/* sgemm: C = alpha * op(A) @ op(B) + beta * C, float32 with float32 accumulation.
+ *
+ * Structure (BLIS-like, kept in layers so each can be tuned alone):
+ *   microkernel  xg_ukr: an XG_GEMM_MR x XG_GEMM_NR tile of A*B over one K block, from packed panels
+ *   packing      xg_pack_a / xg_pack_b: strided operands -> contiguous zero-padded panels
+ *   blocking     xg_sgemm: K blocks of XG_GEMM_KC; per block B (and A unless packed at compile time)
+ *                is packed cooperatively, then threads share the (row block, column panel) tiles.
+ *
+ * Packed A (also produced at compile time for constant weights, see lower_nn.pack_gemm_a): for each
+ * K block of depth kc, the rows in panels of XG_GEMM_MR, each panel kc x MR floats k-major,
+ * rows past M zero. A K block starts at float offset round_up(M, MR) * k0.
+ * Packed B (likewise from lower_nn.pack_gemm_b): per K block, the columns in panels of XG_GEMM_NP,
+ * each kc x NP floats k-major; a K block starts at float offset round_up(N, NP) * k0.
+ * Operands are addressed with a row and a column stride, so transposes cost nothing extra here.
+ */
+#ifndef XG_GEMM_H
+#define XG_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#define XG_GEMM_MR 8   /* rows of a packed A panel: fixed, compile-time packing depends on it */
+#define XG_GEMM_NP 16  /* columns of a packed B panel */
+#define XG_GEMM_KC 256 /* depth of a K block: an A panel + a B panel stay in L1 */
+#define XG_GEMM_MC 128 /* rows of a block of A kept in L2 while threads sweep B panels */
+#if defined(__AVX512F__)
+#define XG_GEMM_NR 32 /* microkernel width: two B panels */
+#else
+#define XG_GEMM_NR 16
+#endif
+
+#if XG_GEMM_NP != XG_IM2COL_NP || XG_GEMM_KC != XG_IM2COL_KC
+#error "conv.h's packed im2col must use gemm.h's panel width and K block"
+#endif
+
+static inline long xg_round_up(long x, long m) { return (x + m - 1) / m * m; }
+
+/* ---- microkernels: tile[MR][NR] = sum over k of a[k][0..MR) x b[k][0..NR) --------------------
+ * b points at the first B panel; the second (AVX-512 only) is bps floats further. */
+#if defined(__AVX512F__)
+static void xg_ukr(long kc, const float *a, const float *b, long bps, float *tile)
+{
+    __m512 c0[XG_GEMM_MR], c1[XG_GEMM_MR];
+    for (int r = 0; r < XG_GEMM_MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    const float *b1 = b + bps;
+    for (long k = 0; k < kc; k++) {
+        __m512 x0 = _mm512_loadu_ps(b + k * XG_GEMM_NP);
+        __m512 x1 = _mm512_loadu_ps(b1 + k * XG_GEMM_NP);
+        const float *ak = a + k * XG_GEMM_MR;
+        for (int r = 0; r < XG_GEMM_MR; r++) {
+            __m512 ar = _mm512_set1_ps(ak[r]);
+            c0[r] = _mm512_fmadd_ps(ar, x0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, x1, c1[r]);
+        }
+    }
+    for (int r = 0; r < XG_GEMM_MR; r++) {
+        _mm512_storeu_ps(tile + r * XG_GEMM_NR, c0[r]);
+        _mm512_storeu_ps(tile + r * XG_GEMM_NR + 16, c1[r]);
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+static void xg_ukr(long kc, const float *a, const float *b, long bps, float *tile)
+{
+    (void)bps;
+    /* 16 ymm registers: the 8-row panel is done as two passes of 4 rows (8 accumulators). */
+    for (int h = 0; h < XG_GEMM_MR; h += 4) {
+        __m256 c[4][2];
+        for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+        for (long k = 0; k < kc; k++) {
+            __m256 x0 = _mm256_loadu_ps(b + k * XG_GEMM_NP);
+            __m256 x1 = _mm256_loadu_ps(b + k * XG_GEMM_NP + 8);
+            const float *ak = a + k * XG_GEMM_MR + h;
+            for (int r = 0; r < 4; r++) {
+                __m256 ar = _mm256_broadcast_ss(ak + r);
+                c[r][0] = _mm256_fmadd_ps(ar, x0, c[r][0]);
+                c[r][1] = _mm256_fmadd_ps(ar, x1, c[r][1]);
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            _mm256_storeu_ps(tile + (h + r) * XG_GEMM_NR, c[r][0]);
+            _mm256_storeu_ps(tile + (h + r) * XG_GEMM_NR + 8, c[r][1]);
+        }
+    }
+}
+#else
+static void xg_ukr(long kc, const float *a, const float *b, long bps, float *tile)
+{
+    (void)bps;
+    float c[XG_GEMM_MR][XG_GEMM_NR] = {{0}};
+    for (long k = 0; k < kc; k++)
+        for (int r = 0; r < XG_GEMM_MR; r++)
+            for (int j = 0; j < XG_GEMM_NR; j++)
+                c[r][j] += a[k * XG_GEMM_MR + r] * b[k * XG_GEMM_NP + j];
+    memcpy(tile, c, sizeof c);
+}
+#endif
+
+/* The narrow variant for the last single B panel when NR spans two panels. */
+static void xg_ukr_narrow(long kc, const float *a, const float *b, float *tile)
+{
+#if XG_GEMM_NR == XG_GEMM_NP
+    xg_ukr(kc, a, b, 0, tile);
+#else
+    float c[XG_GEMM_MR][XG_GEMM_NP] = {{0}};
+    for (long k = 0; k < kc; k++)
+        for (int r = 0; r < XG_GEMM_MR; r++)
+            for (int j = 0; j < XG_GEMM_NP; j++)
+                c[r][j] += a[k * XG_GEMM_MR + r] * b[k * XG_GEMM_NP + j];
+    for (int r = 0; r < XG_GEMM_MR; r++) memcpy(tile + r * XG_GEMM_NR, c[r], sizeof c[r]);
+#endif
+}
+
+/* C[0..mr)[0..nr) = alpha * tile + beta * C; beta == 0 never reads C (it may be uninitialised). */
+static inline void xg_gemm_store(const float *tile, float *c, long ldc, long mr, long nr,
+                                 float alpha, float beta)
+{
+    for (long r = 0; r < mr; r++) {
+        const float *t = tile + r * XG_GEMM_NR;
+        float *cr = c + r * ldc;
+        if (beta == 0.0f)
+            for (long j = 0; j < nr; j++) cr[j] = alpha * t[j];
+        else
+            for (long j = 0; j < nr; j++) cr[j] = alpha * t[j] + beta * cr[j];
+    }
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+/* Panel p of A (rows p*MR..) over K block [k0, k0+kc): element (m, k) is A[m*rsa + k*csa]. */
+static void xg_pack_a_panel(long M, long kc, long k0, const float *A, long rsa, long csa,
+                            long p, float *dst)
+{
+    long m0 = p * XG_GEMM_MR;
+    for (long k = 0; k < kc; k++)
+        for (long r = 0; r < XG_GEMM_MR; r++)
+            dst[k * XG_GEMM_MR + r] = m0 + r < M ? A[(m0 + r) * rsa + (k0 + k) * csa] : 0.0f;
+}
+
+/* Panel p of B (columns p*NP..) over K block [k0, k0+kc): element (k, n) is B[k*rsb + n*csb]. */
+static void xg_pack_b_panel(long N, long kc, long k0, const float *B, long rsb, long csb,
+                            long p, float *dst)
+{
+    long n0 = p * XG_GEMM_NP, w = N - n0 < XG_GEMM_NP ? N - n0 : XG_GEMM_NP;
+    for (long k = 0; k < kc; k++) {
+        const float *src = B + (k0 + k) * rsb + n0 * csb;
+        float *d = dst + k * XG_GEMM_NP;
+        if (csb == 1) {
+            memcpy(d, src, (size_t)w * sizeof(float));
+        } else {
+            for (long j = 0; j < w; j++) d[j] = src[j * csb];
+        }
+        for (long j = w; j < XG_GEMM_NP; j++) d[j] = 0.0f;
+    }
+}
+
+/* Floats of work memory xg_sgemm needs at most (mirrored by lower_nn.gemm_work_floats). */
+static inline long xg_sgemm_work_floats(long M, long N, long K)
+{
+    long kc = K < XG_GEMM_KC ? K : XG_GEMM_KC;
+    return kc * (xg_round_up(N, XG_GEMM_NR) + xg_round_up(M, XG_GEMM_MR));
+}
+
+/* ---- blocking and threads ---------------------------------------------------------------- */
+
+/* C[M][N] (row stride ldc) = alpha * A @ B + beta * C.
+ * Each operand is either packed at compile time (Ap / Bp != NULL, layouts above) or strided
+ * (A, rsa, csa / B, rsb, csb). work holds xg_sgemm_work_floats(M, N, K) floats. */
+static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const float *A,
+                     long rsa, long csa, const float *Bp, const float *B, long rsb, long csb,
+                     float beta, float *C, long ldc, float *work)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* empty sum */
+        for (long m = 0; m < M; m++)
+            for (long n = 0; n < N; n++) C[m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[m * ldc + n];
+        return;
+    }
+    long kcmax = K < XG_GEMM_KC ? K : XG_GEMM_KC;
+    long Mp = xg_round_up(M, XG_GEMM_MR), Np = xg_round_up(N, XG_GEMM_NR);
+    long a_panels = Mp / XG_GEMM_MR, b_panels = xg_round_up(N, XG_GEMM_NP) / XG_GEMM_NP;
+    long m_blocks = (M + XG_GEMM_MC - 1) / XG_GEMM_MC, n_tiles = Np / XG_GEMM_NR;
+    float *bpack = work, *apack = work + kcmax * Np;
+    int parallel = (double)M * N * K > 2.0 * XG_PARALLEL_MIN;
+
+#pragma omp parallel if (parallel)
+    for (long k0 = 0; k0 < K; k0 += XG_GEMM_KC) {
+        long kc = K - k0 < XG_GEMM_KC ? K - k0 : XG_GEMM_KC;
+        float beta_k = k0 == 0 ? beta : 1.0f;
+        const float *ablock, *bblock;
+        if (Bp) {
+            bblock = Bp + b_panels * XG_GEMM_NP * k0;
+        } else {
+#pragma omp for schedule(static) nowait
+            for (long p = 0; p < b_panels; p++)
+                xg_pack_b_panel(N, kc, k0, B, rsb, csb, p, bpack + p * kc * XG_GEMM_NP);
+            bblock = bpack;
+        }
+        if (Ap) {
+            ablock = Ap + Mp * k0;
+        } else {
+#pragma omp for schedule(static) nowait
+            for (long p = 0; p < a_panels; p++)
+                xg_pack_a_panel(M, kc, k0, A, rsa, csa, p, apack + p * kc * XG_GEMM_MR);
+            ablock = apack;
+        }
+#pragma omp barrier
+        /* Tiles in (row block, column tile) order: a thread's contiguous share reuses its
+         * MC x kc block of A from L2 across many B tiles. */
+#pragma omp for schedule(static) collapse(2)
+        for (long mb = 0; mb < m_blocks; mb++) {
+            for (long t = 0; t < n_tiles; t++) {
+                float tile[XG_GEMM_MR * XG_GEMM_NR] __attribute__((aligned(64)));
+                long n0 = t * XG_GEMM_NR, nr = N - n0 < XG_GEMM_NR ? N - n0 : XG_GEMM_NR;
+                const float *bp = bblock + (n0 / XG_GEMM_NP) * kc * XG_GEMM_NP;
+                long m_end = (mb + 1) * XG_GEMM_MC < M ? (mb + 1) * XG_GEMM_MC : M;
+                for (long m0 = mb * XG_GEMM_MC; m0 < m_end; m0 += XG_GEMM_MR) {
+                    const float *ap = ablock + (m0 / XG_GEMM_MR) * kc * XG_GEMM_MR;
+                    if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
+                        xg_ukr(kc, ap, bp, kc * XG_GEMM_NP, tile);
+                    else
+                        xg_ukr_narrow(kc, ap, bp, tile);
+                    long mr = M - m0 < XG_GEMM_MR ? M - m0 : XG_GEMM_MR;
+                    xg_gemm_store(tile, C + m0 * ldc + n0, ldc, mr, nr, alpha, beta_k);
+                }
+            }
+        }
+        /* the implicit barrier of the loop above keeps the packed buffers alive until done */
+    }
+}
+
+/* C[m][n] = beta * c[m*rs + n*cs] (strides 0 broadcast): Gemm's C input, before C += A @ B. */
+static void xg_gemm_fill(float *C, long M, long N, const float *c, long rs, long cs, float beta)
+{
+    for (long m = 0; m < M; m++)
+        for (long n = 0; n < N; n++) C[m * N + n] = beta * c[m * rs + n * cs];
+}
+
+#endif /* XG_GEMM_H */

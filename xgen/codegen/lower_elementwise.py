@@ -1,0 +1,328 @@
+"""Lowerings of the elementwise ops (unary, binary with broadcasting, Where) and data movement.
+
+Every op here is a loop nest over static shapes (codegen/loops.py) whose body is one C expression
+per element, except Pad and Gather which call kernels in kernels/movement.h. Semantics follow
+ONNX and numpy: integer Div truncates, Mod honours fmod, Round is half-to-even, comparisons give
+bool (one byte 0/1), Cast from float truncates toward zero and to bool tests for non-zero.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+
+from xgen.codegen.loops import (
+    Operand,
+    broadcast_strides,
+    contiguous_strides,
+    loop_nest,
+)
+from xgen.codegen.lower import KernelContext, c_float, c_ints, lowering
+from xgen.errors import UnsupportedOpError
+from xgen.ir import DType, Node, Op, Value
+from xgen.ir import ops as O
+
+TRANSCENDENTAL = 8  # cost of an expf/erff/... call relative to an add, for the threading decision
+
+# ---- scalar expressions ------------------------------------------------------------------------
+
+_INT_SUFFIX = {DType.INT64: "i64", DType.INT32: "i32", DType.INT8: "i8", DType.UINT8: "u8",
+               DType.BOOL: "u8"}  # fmt: skip
+
+# Unary float ops: C expression of `x`, and whether it calls libm (cost).
+_FLOAT_UNARY: dict[Op, tuple[str, bool]] = {
+    Op.RELU: ("x < 0.0f ? 0.0f : x", False),
+    Op.SIGMOID: ("xg_sigmoidf(x)", True),
+    Op.TANH: ("tanhf(x)", True),
+    Op.ERF: ("erff(x)", True),
+    Op.SQRT: ("sqrtf(x)", False),
+    Op.EXP: ("expf(x)", True),
+    Op.LOG: ("logf(x)", True),
+    Op.NEG: ("-x", False),
+    Op.ABS: ("fabsf(x)", False),
+    Op.RECIPROCAL: ("1.0f / x", False),
+    Op.FLOOR: ("floorf(x)", False),
+    Op.CEIL: ("ceilf(x)", False),
+    Op.ROUND: ("nearbyintf(x)", False),  # current rounding mode: half to even
+    Op.SIGN: ("x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", False),  # keeps NaN and zero
+    Op.SIN: ("sinf(x)", True),
+    Op.COS: ("cosf(x)", True),
+    Op.SOFTPLUS: ("xg_softplusf(x)", True),
+    Op.SOFTSIGN: ("x / (1.0f + fabsf(x))", False),
+    Op.HARD_SWISH: ("xg_hard_swishf(x)", False),
+    Op.IS_NAN: ("x != x", False),
+}
+_INT_UNARY: dict[Op, str] = {
+    Op.RELU: "x < 0 ? 0 : x",
+    Op.NEG: "-x",
+    Op.ABS: "x < 0 ? -x : x",
+    Op.SIGN: "(x > 0) - (x < 0)",
+}
+
+
+def _unary_expr(node: Node) -> tuple[str, int]:
+    """(C expression of x, cost) of a unary node."""
+    op, dtype, a = node.op, node.inputs[0].dtype, node.attrs
+    if op is Op.CAST:
+        return _cast_expr(dtype, a.to), 1
+    if op is Op.NOT and dtype is DType.BOOL:
+        return "!x", 1
+    if op is Op.CLIP:
+        return _clip_expr(dtype, a.min, a.max), 1
+    if dtype.is_float:
+        if op in _FLOAT_UNARY:
+            expr, heavy = _FLOAT_UNARY[op]
+            return expr, TRANSCENDENTAL if heavy else 1
+        if op is Op.GELU:
+            gelu = "xg_gelu_tanhf(x)" if a.tanh_approximation else "xg_gelu_erff(x)"
+            return gelu, TRANSCENDENTAL
+        if op is Op.HARD_SIGMOID:
+            return f"xg_clampf({c_float(a.alpha)} * x + {c_float(a.beta)}, 0.0f, 1.0f)", 1
+        if op is Op.LEAKY_RELU:
+            return f"x < 0.0f ? {c_float(a.alpha)} * x : x", 1
+        if op is Op.ELU:
+            return f"x < 0.0f ? {c_float(a.alpha)} * expm1f(x) : x", TRANSCENDENTAL
+    elif op in _INT_UNARY:
+        return _INT_UNARY[op], 1
+    raise _unsupported(node, f"no C lowering for {dtype.value} inputs")
+
+
+def _cast_expr(src: DType, dst: DType) -> str:
+    if dst is DType.BOOL:
+        return "x != 0"
+    if src.is_float and dst in (DType.INT8, DType.UINT8):
+        # C leaves float -> narrow int undefined out of range; numpy goes through int64 (wraps).
+        return f"({dst.c_type})(int64_t)x"
+    return f"({dst.c_type})x"
+
+
+def _clip_expr(dtype: DType, low: float, high: float) -> str:
+    if dtype.is_float:
+        return f"xg_clampf(x, {c_float(low)}, {c_float(high)})"
+    info = np.iinfo(dtype.numpy)
+    lo = max(int(np.ceil(low)), info.min) if np.isfinite(low) else info.min
+    hi = min(int(np.floor(high)), info.max) if np.isfinite(high) else info.max
+    return f"x < {lo} ? {lo} : (x > {hi} ? {hi} : x)"
+
+
+_COMPARE = {Op.EQUAL: "==", Op.LESS: "<", Op.LESS_OR_EQUAL: "<=", Op.GREATER: ">",
+            Op.GREATER_OR_EQUAL: ">="}  # fmt: skip
+_ARITH = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*"}
+_LOGICAL = {Op.AND: "&", Op.OR: "|", Op.XOR: "^"}
+
+
+def _binary_expr(node: Node) -> tuple[str, int]:
+    """(C expression of a and b, cost) of a binary node."""
+    op, dtype = node.op, node.inputs[0].dtype
+    if op in _COMPARE:
+        return f"a {_COMPARE[op]} b", 1
+    if op in _LOGICAL:
+        return f"a {_LOGICAL[op]} b", 1
+    if op in _ARITH:
+        return f"a {_ARITH[op]} b", 1
+    if op is Op.PRELU:
+        return ("a < 0.0f ? a * b : a" if dtype.is_float else "a < 0 ? a * b : a"), 1
+    if op is Op.MOD:
+        if dtype.is_float:
+            return ("fmodf(a, b)" if node.attrs.fmod else "xg_pymodf(a, b)"), TRANSCENDENTAL
+        return f"xg_{'fmod' if node.attrs.fmod else 'pymod'}_{_INT_SUFFIX[dtype]}(a, b)", 1
+    if dtype.is_float:
+        return {
+            Op.DIV: ("a / b", 1),
+            Op.POW: ("powf(a, b)", TRANSCENDENTAL),
+            Op.MAX: ("xg_maxf(a, b)", 1),
+            Op.MIN: ("xg_minf(a, b)", 1),
+        }[op]
+    suffix = _INT_SUFFIX[dtype]
+    return {
+        Op.DIV: (f"xg_div_{suffix}(a, b)", 1),  # truncates toward zero, like C and ONNX
+        Op.POW: (f"xg_pow_{suffix}(a, b)", TRANSCENDENTAL),
+        Op.MAX: ("a > b ? a : b", 1),
+        Op.MIN: ("a < b ? a : b", 1),
+    }[op]
+
+
+def _unsupported(node: Node, detail: str) -> UnsupportedOpError:
+    return UnsupportedOpError(node.op.value, node.name, detail=detail)
+
+
+# ---- shared emission ---------------------------------------------------------------------------
+
+
+def _declare(ctx: KernelContext, var: str, value: Value, writable: bool = False) -> str:
+    const = "" if writable else "const "
+    return f"{const}{value.dtype.c_type} *restrict {var} = {ctx.ptr(value)};"
+
+
+def _map(
+    ctx: KernelContext,
+    node: Node,
+    expr: str,
+    names: str,
+    cost: int = 1,
+) -> str:
+    """out[i] = expr(inputs broadcast to out at i); `names` names the inputs in expr, in order."""
+    out = node.outputs[0]
+    decls = [_declare(ctx, "out", out, writable=True)]
+    decls += [_declare(ctx, f"in_{n}", v) for n, v in zip(names, node.inputs, strict=True)]
+    operands = [Operand("out", contiguous_strides(out.shape))] + [
+        Operand(f"in_{n}", broadcast_strides(v.shape, out.shape))
+        for n, v in zip(names, node.inputs, strict=True)
+    ]
+
+    def body(elements: list[str]) -> str:
+        locals_ = [
+            f"const {v.dtype.c_type} {n} = {e};"
+            for n, v, e in zip(names, node.inputs, elements[1:], strict=True)
+        ]
+        return "\n".join([*locals_, f"{elements[0]} = {expr};"])
+
+    return "\n".join([*decls, loop_nest(out.shape, operands, body, cost)])
+
+
+def _copy(
+    ctx: KernelContext, src: Value, dst: Value, shape: list[int] | tuple[int, ...],
+    src_op: Operand, dst_op: Operand,
+) -> str:
+    """A strided copy: the loop nest over shape moves src elements to dst elements."""
+    decls = [_declare(ctx, dst_op.var, dst, writable=True), _declare(ctx, src_op.var, src)]
+    return "\n".join([*decls, loop_nest(shape, [dst_op, src_op], lambda e: f"{e[0]} = {e[1]};")])
+
+
+# ---- lowerings ---------------------------------------------------------------------------------
+
+
+@lowering(*(O.UNARY_OPS - {Op.IDENTITY}))
+def lower_unary(ctx: KernelContext, node: Node) -> str:
+    expr, cost = _unary_expr(node)
+    return _map(ctx, node, expr, "x", cost)
+
+
+@lowering(*O.BINARY_OPS)
+def lower_binary(ctx: KernelContext, node: Node) -> str:
+    expr, cost = _binary_expr(node)
+    return _map(ctx, node, expr, "ab", cost)
+
+
+@lowering(Op.WHERE)
+def lower_where(ctx: KernelContext, node: Node) -> str:
+    return _map(ctx, node, "c ? x : y", "cxy")
+
+
+@lowering(Op.EXPAND)
+def lower_expand(ctx: KernelContext, node: Node) -> str:
+    (x,), (out,) = node.inputs, node.outputs
+    return _copy(
+        ctx, x, out, out.shape,
+        Operand("in", broadcast_strides(x.shape, out.shape)),
+        Operand("out", contiguous_strides(out.shape)),
+    )  # fmt: skip
+
+
+@lowering(Op.TILE)
+def lower_tile(ctx: KernelContext, node: Node) -> str:
+    """A copy over the shape (r0, d0, r1, d1, ...) reading x with strides (0, s0, 0, s1, ...)."""
+    (x,), (out,) = node.inputs, node.outputs
+    shape = [n for r, d in zip(node.attrs.repeats, x.shape, strict=True) for n in (r, d)]
+    src = [n for s in contiguous_strides(x.shape) for n in (0, s)]
+    return _copy(
+        ctx, x, out, shape, Operand("in", tuple(src)), Operand("out", contiguous_strides(shape))
+    )
+
+
+@lowering(Op.TRANSPOSE)
+def lower_transpose(ctx: KernelContext, node: Node) -> str:
+    (x,), (out,) = node.inputs, node.outputs
+    strides = contiguous_strides(x.shape)
+    return _copy(
+        ctx, x, out, out.shape,
+        Operand("in", tuple(strides[p] for p in node.attrs.perm)),
+        Operand("out", contiguous_strides(out.shape)),
+    )  # fmt: skip
+
+
+@lowering(Op.SLICE)
+def lower_slice(ctx: KernelContext, node: Node) -> str:
+    (x,), (out,), a = node.inputs, node.outputs, node.attrs
+    strides = contiguous_strides(x.shape)
+    return _copy(
+        ctx, x, out, out.shape,
+        Operand("in", tuple(s * k for s, k in zip(strides, a.steps, strict=True)),
+                sum(s * b for s, b in zip(strides, a.starts, strict=True))),
+        Operand("out", contiguous_strides(out.shape)),
+    )  # fmt: skip
+
+
+def _block_copies(
+    ctx: KernelContext, whole: Value, parts: list[Value], axis: int, into_whole: bool
+) -> str:
+    """Concat (into_whole) or Split: each part is the block of `whole` at its offset on axis."""
+    strides = contiguous_strides(whole.shape)
+    blocks, start = [], 0
+    for i, part in enumerate(parts):
+        outer = Operand("whole", strides, start * strides[axis])
+        inner = Operand("part", contiguous_strides(part.shape))
+        dst, src = (outer, inner) if into_whole else (inner, outer)
+        code = _copy(ctx, *((part, whole) if into_whole else (whole, part)), part.shape,
+                     src, dst)  # fmt: skip
+        blocks.append(f"{{ /* part {i}: {part.name} */\n" + _indent(code) + "\n}")
+        start += part.shape[axis]
+    return "\n".join(blocks)
+
+
+def _indent(code: str) -> str:
+    return "\n".join("    " + line if line else line for line in code.splitlines())
+
+
+@lowering(Op.CONCAT)
+def lower_concat(ctx: KernelContext, node: Node) -> str:
+    return _block_copies(ctx, node.outputs[0], node.inputs, node.attrs.axis, into_whole=True)
+
+
+@lowering(Op.SPLIT)
+def lower_split(ctx: KernelContext, node: Node) -> str:
+    return _block_copies(ctx, node.inputs[0], node.outputs, node.attrs.axis, into_whole=False)
+
+
+_PAD_MODES = {O.PadMode.CONSTANT: "XG_PAD_CONSTANT", O.PadMode.REFLECT: "XG_PAD_REFLECT",
+              O.PadMode.EDGE: "XG_PAD_EDGE", O.PadMode.WRAP: "XG_PAD_WRAP"}  # fmt: skip
+_MAX_PAD_RANK = 8  # xg_pad keeps per-dim strides in a fixed array
+
+
+@lowering(Op.PAD)
+def lower_pad(ctx: KernelContext, node: Node) -> str:
+    (x,), (out,), a = node.inputs, node.outputs, node.attrs
+    rank = len(x.shape)
+    if not 1 <= rank <= _MAX_PAD_RANK:
+        raise _unsupported(node, f"Pad supports ranks 1..{_MAX_PAD_RANK}, got {rank}")
+    # Negative pads crop first; the crop is what reflect, edge and wrap then pad from.
+    start = [max(-p, 0) for p in a.pads[:rank]]
+    size = [n - s - max(-e, 0) for n, s, e in zip(x.shape, start, a.pads[rank:], strict=True)]
+    begin = [max(p, 0) for p in a.pads[:rank]]
+    value = np.array(a.value).astype(x.dtype.numpy)
+    fill = f"&({x.dtype.c_type}){{{_c_scalar(value, x.dtype)}}}"
+    return (
+        f"xg_pad((const char *){ctx.ptr(x)}, (char *){ctx.ptr(out)}, {fill}, {x.dtype.itemsize},"
+        f" {rank}, {c_ints(x.shape)}, {c_ints(start)}, {c_ints(size)}, {c_ints(out.shape)},"
+        f" {c_ints(begin)}, {_PAD_MODES[a.mode]});"
+    )
+
+
+def _c_scalar(value: np.ndarray, dtype: DType) -> str:
+    return c_float(float(value)) if dtype.is_float else str(int(value))
+
+
+@lowering(Op.GATHER)
+def lower_gather(ctx: KernelContext, node: Node) -> str:
+    (data, indices), (out,), axis = node.inputs, node.outputs, node.attrs.axis
+    outer = prod(data.shape[:axis])
+    inner_bytes = prod(data.shape[axis + 1 :]) * data.dtype.itemsize
+    idx64 = int(indices.dtype is DType.INT64)
+    call = (
+        f"xg_gather((const char *){ctx.ptr(data)}, {ctx.ptr(indices)}, {idx64}, "
+        f"(char *){ctx.ptr(out)}, {outer}, {indices.type.size}, {data.shape[axis]}, {inner_bytes})"
+    )
+    message = f"an index is outside [-{data.shape[axis]}, {data.shape[axis]}) on axis {axis}"
+    return f"if ({call} != 0) {ctx.fail(message)}"
+

@@ -1,0 +1,163 @@
+"""CompiledModel: the generated shared library loaded with ctypes, behind a numpy interface.
+
+The weight blob and the arena are allocated once, 64-byte aligned, when the model loads; a run
+checks the feeds, allocates the output arrays and makes one C call, which allocates nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from xgen.codegen.emit import GeneratedModel, TensorSpec
+from xgen.errors import InputError, XgenError
+from xgen.runtime import artifact
+
+ALIGNMENT = 64
+
+
+def aligned_bytes(nbytes: int, data: bytes = b"") -> np.ndarray:
+    """A uint8 array of nbytes (at least 1) starting at a 64-byte aligned address."""
+    raw = np.zeros(max(nbytes, 1) + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    buffer = raw[start : start + max(nbytes, 1)]
+    buffer[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return buffer
+
+
+class CompiledModel:
+    """A model compiled to C. Call it with arrays, or run({name: array}) for a dict of outputs."""
+
+    def __init__(self, model: GeneratedModel, library: Path, threads: int | None = None):
+        self._model, self._library = model, Path(library)
+        lib = ctypes.CDLL(str(self._library))
+        self._run = lib.xgen_run
+        self._run.argtypes = [ctypes.c_void_p] * 4
+        self._run.restype = ctypes.c_int
+        self._set_threads = lib.xgen_set_threads
+        self._set_threads.argtypes = [ctypes.c_int]
+        self._get_threads = lib.xgen_get_threads
+        self._get_threads.restype = ctypes.c_int
+        lib.xgen_arena_bytes.restype = ctypes.c_long
+        if lib.xgen_arena_bytes() != model.arena_bytes:
+            raise XgenError(f"{library} does not match its model description (arena size)")
+        self._weights = aligned_bytes(len(model.weights), model.weights)
+        self._arena = aligned_bytes(model.arena_bytes)
+        self._threads = threads or 0
+        self._lock = threading.Lock()  # one arena: runs of one model are serialised
+
+    # ---- description -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._model.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._model.outputs
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self._model.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self._model.outputs]
+
+    @property
+    def source(self) -> str:
+        """The generated C."""
+        return self._model.source
+
+    @property
+    def arena_bytes(self) -> int:
+        return self._model.arena_bytes
+
+    @property
+    def weights_bytes(self) -> int:
+        return len(self._model.weights)
+
+    @property
+    def threads(self) -> int:
+        """Threads a run may use; setting 0 or None restores the OpenMP default."""
+        with self._lock:
+            self._set_threads(self._threads)
+            return self._get_threads()
+
+    @threads.setter
+    def threads(self, n: int | None) -> None:
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise ValueError(f"threads must be a non-negative int or None, got {n!r}")
+        self._threads = n or 0
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{s.name}: {s}" for s in self.inputs)
+        outs = ", ".join(f"{s.name}: {s}" for s in self.outputs)
+        return f"CompiledModel({self.name!r}, ({ins}) -> ({outs}))"
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by name for inputs by name."""
+        if not isinstance(feeds, Mapping):
+            kind = type(feeds).__name__
+            raise InputError(f"run() takes a dict of arrays by input name, not a {kind}")
+        expected = f"the model's inputs are {self.input_names}"
+        unknown = sorted(set(feeds) - set(self.input_names))
+        if unknown:
+            raise InputError(f"unknown input(s) {unknown}; {expected}")
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise InputError(f"missing input(s) {missing}; {expected}")
+        arrays = [_checked(spec, feeds[spec.name]) for spec in self.inputs]
+        outputs = [np.empty(s.shape, s.dtype.numpy) for s in self.outputs]
+        self._call(arrays, outputs)
+        return {s.name: a for s, a in zip(self.outputs, outputs, strict=True)}
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Inputs in order; one output comes back as an array, several as a tuple."""
+        if len(arrays) != len(self.inputs):
+            raise InputError(
+                f"the model takes {len(self.inputs)} input(s) {self.input_names}, got {len(arrays)}"
+            )
+        result = self.run(dict(zip(self.input_names, arrays, strict=True)))
+        values = tuple(result[n] for n in self.output_names)
+        return values[0] if len(values) == 1 else values
+
+    def _call(self, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> None:
+        in_ptrs = (ctypes.c_void_p * max(len(inputs), 1))(*(a.ctypes.data for a in inputs))
+        out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(*(a.ctypes.data for a in outputs))
+        with self._lock:
+            self._set_threads(self._threads)
+            code = self._run(in_ptrs, out_ptrs, self._weights.ctypes.data, self._arena.ctypes.data)
+        if code != 0:
+            raise InputError(f"model {self.name!r} stopped: {self._model.errors[code - 1]}")
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the artefact (model.c, model.so, weights.bin, manifest.json) for xgen.load."""
+        return artifact.save_artifact(directory, self._model, self._library, overwrite)
+
+    def export_c(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write a standalone C package (model.c, weights.bin, xgen_model.h, Makefile)."""
+        return artifact.export_c(directory, self._model, overwrite)
+
+
+def _checked(spec: TensorSpec, value: object) -> np.ndarray:
+    """The feed as a C-contiguous array of exactly the spec's dtype and shape."""
+    array = np.asarray(value)
+    if array.dtype != spec.dtype.numpy or array.shape != spec.shape:
+        raise InputError(
+            f"input {spec.name!r} must be {spec}, got {array.dtype.name}"
+            f"[{','.join(map(str, array.shape))}] (xgen never casts inputs implicitly)"
+        )
+    return np.ascontiguousarray(array)

@@ -1,0 +1,141 @@
+"""The xgen command line, run in-process through xgen.cli.main (and once as a real process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from xgen.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A Conv -> Relu -> Gemm model whose batch is left dynamic ("N")."""
+    rng = np.random.default_rng(0)
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 2, 5, 5])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 4])
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((4, 27)).astype(np.float32), "fc"),
+        numpy_helper.from_array(np.array([-1, 27], np.int64), "flat"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "flat"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "cli", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path_factory.mktemp("cli") / "model.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def expected(x: np.ndarray, model_path) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def test_compile_then_run(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    assert main(["compile", str(model_path), "--shape", "x=2,2,5,5", "-o", str(out)]) == 0
+    x = np.random.default_rng(1).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = tmp_path / "y.npz"
+    assert main(["run", str(out), "--input", f"x={tmp_path / 'x.npy'}", "-o", str(result)]) == 0
+    np.testing.assert_allclose(np.load(result)["y"], expected(x, model_path), rtol=1e-4, atol=1e-5)
+    assert "y: float32[2, 4]" in capsys.readouterr().out
+    # A bare path feeds the only input.
+    assert main(["run", str(out), "--input", str(tmp_path / "x.npy")]) == 0
+
+
+def test_compile_needs_dynamic_dims_fixed(model_path, tmp_path, capsys):
+    assert main(["compile", str(model_path), "-o", str(tmp_path / "o")]) == 1
+    assert "--shape x=" in capsys.readouterr().err
+
+
+def test_run_wrong_input_shape(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    assert main(["compile", str(model_path), "--shape", "x=1,2,5,5", "-o", str(out)]) == 0
+    np.save(tmp_path / "x.npy", np.zeros((3, 2, 5, 5), np.float32))
+    assert main(["run", str(out), "--input", f"x={tmp_path / 'x.npy'}"]) == 1
+    assert "xgen: error:" in capsys.readouterr().err
+
+
+def test_run_unreadable_input(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    assert main(["compile", str(model_path), "--shape", "x=1,2,5,5", "-o", str(out)]) == 0
+    assert main(["run", str(out), "--input", f"x={tmp_path / 'absent.npy'}"]) == 1
+    assert "absent.npy" in capsys.readouterr().err
+
+
+def test_info_counts_ops_params_and_flops(model_path, capsys):
+    assert main(["info", str(model_path), "--shape", "x=1,2,5,5"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv" in out and "Gemm" in out
+    assert "parameters: 162" in out  # 3*2*3*3 + 4*27 weights; the int64 shape is not counted
+    # Conv: 27 outputs x 18 MACs; Relu: 27; Reshape: 0; Gemm: 4 outputs x 27 MACs
+    assert f"FLOPs: {2 * 27 * 18 + 27 + 2 * 4 * 27:,}" in out
+
+
+def test_info_lists_unsupported_ops_without_failing(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [])
+    graph = helper.make_graph([helper.make_node("Det", ["x"], ["y"])], "det", [x], [y])
+    path = tmp_path / "det.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "UNSUPPORTED" in out and "unsupported ops: Det" in out
+
+
+def test_info_bad_file(tmp_path, capsys):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(b"garbage")
+    assert main(["info", str(path)]) == 1
+    assert "bad.onnx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", ["x", "x=", "x=1,a", "x=0,3", "=1,2"])
+def test_bad_shape_is_a_usage_error(model_path, tmp_path, shape, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["compile", str(model_path), "--shape", shape, "-o", str(tmp_path)])
+    assert info.value.code == 2
+    assert "bad shape" in capsys.readouterr().err
+
+
+def test_bench_prints_a_table(capsys):
+    assert main(["bench", "--models", "fmnist_cnn", "--rounds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| fmnist_cnn |" in out and "machine:" in out
+
+
+def test_console_script_runs():
+    """`python -m xgen.cli` as a real process: the exit code reaches the shell."""
+    done = subprocess.run(
+        [sys.executable, "-m", "xgen.cli", "info", "/nonexistent.onnx"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "no such model file" in done.stderr
+
+
+def test_outputs_keep_their_onnx_names(tmp_path, capsys):
+    """Nodes without names (as many exporters write them) must not rename the graph outputs."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "unnamed", [x], [y])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["compile", str(path), "-o", str(tmp_path / "out")]) == 0
+    np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
+    assert main(["run", str(tmp_path / "out"), "--input", str(tmp_path / "x.npy")]) == 0
+    assert "y: float32[2, 3]" in capsys.readouterr().out

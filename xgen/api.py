@@ -18,7 +18,7 @@ from xgen.ir.verify import debug_enabled, verify
 from xgen.runtime import artifact
 from xgen.runtime.model import CompiledModel
 
-ModelSource = str | os.PathLike | bytes | onnx.ModelProto | Any  # Any: a torch.nn.Module
+ModelSource = str | os.PathLike | bytes | onnx.ModelProto | Graph | Any  # Any: torch.nn.Module
 
 
 def compile(
@@ -31,7 +31,8 @@ def compile(
 ) -> CompiledModel:
     """Compile a model to C and load it.
 
-    model: an ONNX file path, its bytes, an onnx.ModelProto, or a torch.nn.Module (then
+    model: an ONNX file path, its bytes, an onnx.ModelProto, an xgen IR Graph, or a
+    torch.nn.Module (then
     example_inputs, a tensor or a tuple of tensors, fixes the input shapes and dtypes).
     input_shapes fixes the dynamic dims of an ONNX model's inputs. threads caps the threads a
     run uses (default: OpenMP's).
@@ -58,6 +59,8 @@ def _import(
     input_shapes: Mapping[str, Sequence[int]] | None,
     example_inputs: Any,
 ) -> Graph:
+    if isinstance(model, Graph):
+        return model
     if isinstance(model, str | os.PathLike | bytes | onnx.ModelProto):
         if example_inputs is not None:
             raise XgenError(

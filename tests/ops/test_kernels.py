@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from harness import make_model, run_onnxruntime
 
 from xgen.ir import DType, Graph, Op, Value
 from xgen.ir import ops as O
@@ -213,7 +214,6 @@ def _pool_attrs(case: tuple, count_include_pad: bool) -> O.PoolAttrs:
 
 
 def _onnxruntime_pool(op_type: str, x: np.ndarray, attrs: O.PoolAttrs) -> np.ndarray:
-    from tests.ops.harness import make_model, run_onnxruntime
 
     onnx_attrs = {
         "kernel_shape": list(attrs.kernel_shape),
@@ -384,7 +384,6 @@ def _onnxruntime_resize(x: np.ndarray, sizes: tuple[int, ...], attrs: dict) -> n
     """Resize(x, roi="", scales="", sizes) in onnxruntime."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from tests.ops.harness import run_onnxruntime
 
     node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **attrs)
     graph = helper.make_graph(

@@ -75,16 +75,16 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
+    # Values and nodes have separate namespaces: value names become C identifiers and graph
+    # output names, so a node labelled after its ONNX output must not take that name away.
     _names: set[str] = field(default_factory=set, repr=False)
+    _node_names: set[str] = field(default_factory=set, repr=False)
 
     # ---- construction -------------------------------------------------------------------------
 
     def unique_name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._names:
-            name, i = f"{base}_{i}", i + 1
-        self._names.add(name)
-        return name
+        """A value name not taken yet: base, or base_1, base_2, ..."""
+        return _claim(self._names, base)
 
     def rename(self, value: Value, name: str) -> None:
         """Give value the name if it is free (else a fresh variant of it)."""
@@ -114,7 +114,7 @@ class Graph:
         """Append a node, inferring the types of its outputs; returns the outputs."""
         from xgen.ir.infer import infer_types
 
-        node = Node(op, list(inputs), [], attrs, self.unique_name(name or op.value))
+        node = Node(op, list(inputs), [], attrs, _claim(self._node_names, name or op.value))
         types = infer_types(node)
         names = list(output_names) or [f"{node.name}_out{i}" for i in range(len(types))]
         node.outputs = [Value(self.unique_name(n), t) for n, t in zip(names, types, strict=True)]
@@ -158,3 +158,11 @@ class Graph:
         lines.append("  return " + ", ".join(v.name for v in self.outputs))
         lines.append("}")
         return "\n".join(lines)
+
+
+def _claim(taken: set[str], base: str) -> str:
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name

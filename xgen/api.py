@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from xgen.codegen.cc import compile_shared
@@ -25,6 +26,7 @@ def compile(
     model: ModelSource,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     example_inputs: Any = None,
+    constant_inputs: Mapping[str, np.ndarray] | None = None,
     threads: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     debug: bool = False,
@@ -34,11 +36,12 @@ def compile(
     model: an ONNX file path, its bytes, an onnx.ModelProto, an xgen IR Graph, or a
     torch.nn.Module (then
     example_inputs, a tensor or a tuple of tensors, fixes the input shapes and dtypes).
-    input_shapes fixes the dynamic dims of an ONNX model's inputs. threads caps the threads a
-    run uses (default: OpenMP's).
+    input_shapes fixes the dynamic dims of an ONNX model's inputs; constant_inputs fixes the
+    value of inputs that must be known at compile time (a shape or axes tensor). threads caps
+    the threads a run uses (default: OpenMP's).
     cache_dir overrides $XGEN_CACHE_DIR / ~/.cache/xgen; debug verifies the IR between steps.
     """
-    graph = _import(model, input_shapes, example_inputs)
+    graph = _import(model, input_shapes, example_inputs, constant_inputs)
     if debug or debug_enabled():
         verify(graph, after="import")
     generated = generate(graph)
@@ -58,6 +61,7 @@ def _import(
     model: ModelSource,
     input_shapes: Mapping[str, Sequence[int]] | None,
     example_inputs: Any,
+    constant_inputs: Mapping[str, np.ndarray] | None,
 ) -> Graph:
     if isinstance(model, Graph):
         return model
@@ -67,7 +71,7 @@ def _import(
                 "example_inputs is for torch modules; give input_shapes for ONNX models"
             )
         return import_onnx(model if isinstance(model, bytes | onnx.ModelProto) else str(model),
-                           input_shapes)  # fmt: skip
+                           input_shapes, constant_inputs)  # fmt: skip
     if _is_torch_module(model):
         if example_inputs is None:
             raise XgenError("compiling a torch.nn.Module needs example_inputs (a tuple of tensors)")

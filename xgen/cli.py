@@ -18,7 +18,7 @@ from xgen.errors import InputError, XgenError
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """"x=1,3,224,224" -> ("x", (1, 3, 224, 224))."""
+    """ "x=1,3,224,224" -> ("x", (1, 3, 224, 224))."""
     name, sep, dims = text.partition("=")
     try:
         shape = tuple(int(d) for d in dims.split(",")) if dims else ()
@@ -38,7 +38,10 @@ def _shapes(items: list[tuple[str, tuple[int, ...]]] | None) -> dict[str, tuple[
 def cmd_compile(args: argparse.Namespace) -> int:
     import xgen
 
-    model = xgen.compile(args.model, input_shapes=_shapes(args.shape), threads=args.threads)
+    constants = _read_arrays(args.const or [], "--const")
+    model = xgen.compile(
+        args.model, _shapes(args.shape), constant_inputs=constants, threads=args.threads
+    )
     model.save(args.output)
     print(f"compiled {args.model} -> {args.output}")
     print(f"  inputs:  {', '.join(model.input_names)}")
@@ -46,14 +49,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_inputs(specs: list[str], input_names: Sequence[str]) -> dict[str, np.ndarray]:
+def _read_arrays(
+    specs: list[str], option: str, input_names: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """NAME=FILE.npy specs as arrays; a bare FILE.npy names the only one of input_names."""
     feeds = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep:  # a bare path feeds the only input
+        if not sep:
             if len(input_names) != 1:
                 raise InputError(
-                    f"--input {spec!r} has no NAME=; the model has inputs {list(input_names)}"
+                    f"{option} {spec!r} has no NAME=; the model has inputs {list(input_names)}"
                 )
             name, path = input_names[0], spec
         try:
@@ -67,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import xgen
 
     model = xgen.load(args.model_dir)
-    outputs = model.run(_read_inputs(args.input, model.input_names))
+    outputs = model.run(_read_arrays(args.input, "--input", model.input_names))
     if args.output:
         np.savez(args.output, **outputs)
         print(f"wrote {', '.join(outputs)} to {args.output}")
@@ -128,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...",
                    help="fix an input's shape (repeat for several inputs)")  # fmt: skip
+    p.add_argument("--const", action="append", metavar="NAME=FILE.npy",
+                   help="fix an input's value (a shape or axes tensor) when compiling")  # fmt: skip
     p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     p.add_argument("--threads", type=int, default=None, help="threads at run time")
     p.set_defaults(handler=cmd_compile)

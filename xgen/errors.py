@@ -15,13 +15,25 @@ class UnsupportedOpError(XgenError):
     """An op (or an op variant) the frontend cannot import."""
 
     def __init__(self, op: str, node: str, supported: list[str] | None = None, detail: str = ""):
-        self.op, self.node = op, node
+        self.op, self.node, self.detail = op, node, detail
         message = f"unsupported op {op!r} at node {node!r}"
         if detail:
             message += f": {detail}"
         if supported is not None:
             message += f". Supported ops: {', '.join(sorted(supported))}"
         super().__init__(message)
+
+
+class NonConstantInputError(UnsupportedOpError):
+    """An input that fixes an output shape (Reshape's shape, Slice's starts...) is not constant.
+
+    value names the ONNX tensor: when it is a graph input, giving its value at compile time
+    (xgen.compile(..., constant_inputs=...)) resolves it.
+    """
+
+    def __init__(self, op: str, node: str, value: str, detail: str):
+        self.value = value
+        super().__init__(op, node, detail=detail)
 
 
 class ShapeError(XgenError):

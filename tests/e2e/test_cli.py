@@ -139,3 +139,21 @@ def test_outputs_keep_their_onnx_names(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
     assert main(["run", str(tmp_path / "out"), "--input", str(tmp_path / "x.npy")]) == 0
     assert "y: float32[2, 3]" in capsys.readouterr().out
+
+
+def test_compile_with_a_constant_input(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 6])
+    shape = helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"])
+    graph = helper.make_graph([node], "reshape", [x, shape], [y])
+    path = tmp_path / "reshape.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    np.save(tmp_path / "shape.npy", np.array([4, 3]))
+    out = str(tmp_path / "out")
+    assert (
+        main(["compile", str(path), "--const", f"shape={tmp_path / 'shape.npy'}", "-o", out]) == 0
+    )
+    np.save(tmp_path / "x.npy", np.ones((2, 6), np.float32))
+    assert main(["run", out, "--input", str(tmp_path / "x.npy")]) == 0
+    assert "y: float32[4, 3]" in capsys.readouterr().out

@@ -11,7 +11,15 @@ import torch
 from onnx import helper, numpy_helper
 
 import xgen
-from xgen.errors import CompilerError, InputError, ModelLoadError, UnsupportedOpError, XgenError
+from xgen.errors import (
+    CompilerError,
+    InputError,
+    ModelLoadError,
+    NonConstantInputError,
+    ShapeError,
+    UnsupportedOpError,
+    XgenError,
+)
 
 
 def small_model(op_type: str = "Relu", bias: float | None = None) -> onnx.ModelProto:
@@ -139,3 +147,39 @@ def test_torch_non_tensor_input_is_named():
 def test_torch_export_failure_names_the_module():
     with pytest.raises(ModelLoadError, match="_DataDependent"):
         xgen.compile(_DataDependent(), example_inputs=(torch.randn(4),))
+
+
+def reshape_model() -> onnx.ModelProto:
+    """x[2,6] reshaped by a shape that is a model input, as some exporters leave it."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 6])
+    shape = helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape0")
+    graph = helper.make_graph([node], "reshape", [x, shape], [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_shape_from_a_model_input_asks_for_its_value():
+    with pytest.raises(NonConstantInputError, match="reshape0.*'shape' is a model input") as e:
+        xgen.compile(reshape_model())
+    assert e.value.value == "shape"
+
+
+def test_constant_inputs_fix_a_shape_input():
+    model = xgen.compile(reshape_model(), constant_inputs={"shape": np.array([3, -1])})
+    assert model.input_names == ["x"]
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    np.testing.assert_array_equal(model(x), x.reshape(3, 4))
+
+
+@pytest.mark.parametrize(
+    "constants, match",
+    [
+        ({"shape": np.array([3, 4], np.int32)}, "int32, the model declares int64"),
+        ({"shape": np.array([3, 2, 2])}, r"shape \(3,\), the model declares \[2\]"),
+        ({"shap": np.array([3, 4])}, r"constant_inputs names \['shap'\].*\(x, shape\)"),
+    ],
+)
+def test_bad_constant_inputs(constants, match):
+    with pytest.raises(ShapeError, match=match):
+        xgen.compile(reshape_model(), constant_inputs=constants)

@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from xgen import reference
-from xgen.errors import ModelLoadError, ShapeError, UnsupportedOpError
+from xgen.errors import ModelLoadError, NonConstantInputError, ShapeError, UnsupportedOpError
 from xgen.ir import DType, Graph, Op, Value
 
 MIN_OPSET, MAX_OPSET = 11, 21
@@ -83,10 +83,11 @@ class OnnxNode:
         if value is None:
             return None
         if not value.is_constant:
-            raise UnsupportedOpError(
+            raise NonConstantInputError(
                 self.op_type,
                 self.label,
-                detail=f"input {i} ({what}) must be constant after shape folding",
+                self.proto.input[i],
+                f"input {i} ({what}) must be constant after shape folding",
             )
         return value.data
 
@@ -177,6 +178,56 @@ def _fixed_shape(
     return tuple(shape)
 
 
+def _bind_inputs(
+    ctx: ImportContext,
+    onnx_graph: onnx.GraphProto,
+    input_shapes: dict[str, Sequence[int]],
+    constant_inputs: dict[str, np.ndarray],
+) -> None:
+    """Initializers become constants, model inputs graph inputs (or constants when fixed)."""
+    for init in onnx_graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise ModelLoadError(
+                f"initializer {init.name!r} keeps its data in an external file; "
+                "load the model with onnx.load(path) and pass the ModelProto"
+            )
+        array = _to_supported_array(numpy_helper.to_array(init), f"initializer {init.name!r}")
+        ctx.values[init.name] = ctx.graph.constant(array, init.name)
+    # an initializer also listed as an input (older exporters) stays a constant
+    model_inputs = [i for i in onnx_graph.input if i.name not in ctx.values]
+    for info in model_inputs:
+        dtype = _elem_dtype(info.type.tensor_type.elem_type, f"input {info.name!r}")
+        if info.name in constant_inputs:
+            array = _constant_input(info, dtype, constant_inputs[info.name])
+            ctx.values[info.name] = ctx.graph.constant(array, info.name)
+        else:
+            shape = _fixed_shape(info, input_shapes)
+            ctx.values[info.name] = ctx.graph.add_input(info.name, dtype, shape)
+    names = [i.name for i in model_inputs]
+    for option, given in (("input_shapes", input_shapes), ("constant_inputs", constant_inputs)):
+        if unknown := set(given) - set(names):
+            raise ShapeError(
+                f"{option} names {sorted(unknown)}, which are not model inputs ({', '.join(names)})"
+            )
+
+
+def _constant_input(info: onnx.ValueInfoProto, dtype: DType, data: np.ndarray) -> np.ndarray:
+    array = np.asarray(data)
+    if array.dtype != dtype.numpy:
+        raise ShapeError(
+            f"constant_inputs[{info.name!r}] is {array.dtype}, the model declares {dtype.value}"
+        )
+    declared = info.type.tensor_type.shape.dim
+    fixed = [d.dim_value if d.HasField("dim_value") else None for d in declared]
+    if len(fixed) != array.ndim or any(
+        f not in (None, n) for f, n in zip(fixed, array.shape, strict=True)
+    ):
+        raise ShapeError(
+            f"constant_inputs[{info.name!r}] has shape {array.shape}, the model declares {fixed}"
+        )
+    return array
+
+
 def _elem_dtype(elem_type: int, what: str) -> DType:
     np_type = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
     try:
@@ -216,8 +267,13 @@ def _load_converters() -> None:
 def import_onnx(
     source: str | Path | bytes | onnx.ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    constant_inputs: Mapping[str, np.ndarray] | None = None,
 ) -> Graph:
-    """Import an ONNX model; input_shapes fixes the dims the model leaves dynamic."""
+    """Import an ONNX model; input_shapes fixes the dims the model leaves dynamic.
+
+    constant_inputs fixes the value of model inputs at compile time (they become constants and
+    leave the runtime inputs): for models that take a shape or axes as an input.
+    """
     _load_converters()
     model = load_model(source)
     opset = _opset(model)
@@ -227,30 +283,7 @@ def import_onnx(
         )
     onnx_graph = model.graph
     ctx = ImportContext(Graph(name=onnx_graph.name or "model"), opset)
-    input_shapes = dict(input_shapes or {})
-
-    for init in onnx_graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelLoadError(
-                f"initializer {init.name!r} keeps its data in an external file; "
-                "load the model with onnx.load(path) and pass the ModelProto"
-            )
-        array = _to_supported_array(numpy_helper.to_array(init), f"initializer {init.name!r}")
-        ctx.values[init.name] = ctx.graph.constant(array, init.name)
-    for info in onnx_graph.input:
-        if info.name in ctx.values:
-            continue  # an initializer also listed as input (older exporters): a constant
-        dtype = _elem_dtype(info.type.tensor_type.elem_type, f"input {info.name!r}")
-        ctx.values[info.name] = ctx.graph.add_input(
-            info.name, dtype, _fixed_shape(info, input_shapes)
-        )
-    unknown = set(input_shapes) - {v.name for v in ctx.graph.inputs}
-    if unknown:
-        names = ", ".join(v.name for v in ctx.graph.inputs)
-        raise ShapeError(
-            f"input_shapes names {sorted(unknown)}, which are not model inputs ({names})"
-        )
-
+    _bind_inputs(ctx, onnx_graph, dict(input_shapes or {}), dict(constant_inputs or {}))
     for proto in onnx_graph.node:
         _convert_node(ctx, proto)
 
@@ -281,6 +314,11 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
         outputs = convert(ctx, node)
     except ShapeError as e:
         raise ShapeError(f"node {label!r} ({proto.op_type}): {e}") from None
+    except NonConstantInputError as e:
+        if any(e.value == v.name for v in ctx.graph.inputs):
+            hint = f"; {e.value!r} is a model input: fix its value with constant_inputs"
+            raise NonConstantInputError(e.op, e.node, e.value, e.detail + hint) from None
+        raise
     for name, value in zip(proto.output, outputs, strict=False):
         if name:
             ctx.values[name] = value

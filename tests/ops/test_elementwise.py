@@ -1,16 +1,21 @@
-"""Elementwise ONNX ops: xgen's reference (and compiled C when COMPILED) against onnxruntime."""
+"""Elementwise ONNX ops: xgen's reference and the compiled C against onnxruntime."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import check_op, make_model, run_reference
+from harness import (
+    assert_close,
+    check_op,
+    make_model,
+    run_compiled,
+    run_onnxruntime,
+    run_reference,
+)
 from onnx import TensorProto
 
 from xgen.errors import UnsupportedOpError
 from xgen.frontend.onnx import import_onnx
-
-COMPILED = False  # flipped on once the C code generator handles these ops
 
 SHAPES = [(7,), (3, 5), (2, 3, 17), (1, 4, 1, 9), (2, 1, 3, 2, 5)]
 INT_DTYPES = [np.int8, np.int32, np.int64]
@@ -25,7 +30,7 @@ def rand(shape: tuple[int, ...], dtype=np.float32, low: float = -3, high: float 
 
 def check(op_type: str, inputs, attrs=None, constants=None, **kw) -> None:
     inputs = {name: np.asarray(a) for name, a in inputs.items()}  # numpy ops on 0-d give scalars
-    check_op(op_type, inputs, attrs, constants, compiled=COMPILED, **kw)
+    check_op(op_type, inputs, attrs, constants, **kw)
 
 
 def assert_unsupported(op_type: str, inputs, attrs=None, constants=None, **kw) -> None:
@@ -313,6 +318,35 @@ def test_batch_norm_training_unsupported() -> None:
     assert_unsupported(
         "BatchNormalization", {"x": rand((2, 3, 4))}, {"training_mode": 1}, params, n_outputs=3
     )
+
+
+# ---- LayerNormalization's optional outputs (Y alone is tested in test_reduce.py) --------------
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_layer_norm_mean_and_inv_std_dev(axis: int, with_bias: bool) -> None:
+    x = rand((2, 3, 5))
+    params = {"scale": rand(x.shape[axis:])} | ({"bias": rand(x.shape[axis:])} if with_bias else {})
+    check("LayerNormalization", {"x": x}, {"axis": axis, "epsilon": 1e-3}, params, n_outputs=3)
+
+
+def test_layer_norm_inv_std_dev_alone() -> None:
+    """Output 1 (Mean) left unnamed: InvStdDev is still output 2 of the node."""
+    model = make_model("LayerNormalization", {"x": rand((4, 7))}, None, {"s": rand((7,))}, 3)
+    model.graph.node[0].output[1] = ""
+    model.graph.output.remove(model.graph.output[1])
+    x = rand((4, 7))
+    expected = run_onnxruntime(model, {"x": x})
+    assert_close(run_reference(model, {"x": x}), expected, 1e-5, 1e-6, "reference")
+    assert_close(run_compiled(model, {"x": x}), expected, 1e-5, 1e-6, "compiled")
+
+
+def test_layer_norm_stats_need_float32_stash() -> None:
+    attrs = {"stash_type": TensorProto.BFLOAT16}
+    x, scale = rand((2, 3)), {"s": rand((3,))}
+    assert_unsupported("LayerNormalization", {"x": x}, attrs, scale, n_outputs=3)
+    check("LayerNormalization", {"x": x}, {"stash_type": 1}, scale, n_outputs=2)
 
 
 def test_unsupported_names_node() -> None:

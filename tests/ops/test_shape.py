@@ -1,19 +1,25 @@
-"""Shape and data-movement ONNX ops: xgen's reference (and compiled C when COMPILED) against
+"""Shape and data-movement ONNX ops: xgen's reference and the compiled C against
 onnxruntime. Ops whose every input is constant fold at import; those are checked here too."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import check_op, make_model
+from harness import (
+    assert_close,
+    check_op,
+    make_model,
+    run_compiled,
+    run_onnxruntime,
+    run_reference,
+)
 from onnx import TensorProto, helper, numpy_helper
 
+import xgen
 from xgen import reference
-from xgen.errors import ShapeError, UnsupportedOpError
+from xgen.errors import InputError, ShapeError, UnsupportedOpError
 from xgen.frontend.onnx import import_onnx
 from xgen.ir import Op
-
-COMPILED = False  # flipped on once the C code generator handles these ops
 
 RNG = np.random.default_rng(0)
 INT64_MAX = np.iinfo(np.int64).max
@@ -30,7 +36,7 @@ def ints(*values: int) -> np.ndarray:
 
 
 def check(op_type: str, inputs, attrs=None, constants=None, **kw) -> None:
-    check_op(op_type, inputs, attrs, constants, compiled=COMPILED, **kw)
+    check_op(op_type, inputs, attrs, constants, **kw)
 
 
 def model_array(model, name: str) -> np.ndarray:
@@ -291,6 +297,96 @@ def test_gather_constant_indices_normalised() -> None:
 def test_gather_constant_indices_out_of_range() -> None:
     model = make_model("Gather", {"x": rand(5, 4)}, {"axis": 1}, {"i": ints(4)})
     with pytest.raises(ShapeError, match="out of range"):
+        import_onnx(model)
+
+
+# ---- GatherND ----------------------------------------------------------------------------------
+
+
+def nd_indices(
+    data_shape: tuple[int, ...], indices_shape: tuple[int, ...], batch_dims: int = 0, dtype=np.int64
+) -> np.ndarray:
+    """Random in-range indices (negatives included) for GatherND of data_shape."""
+    dims = np.array(data_shape[batch_dims : batch_dims + indices_shape[-1]])
+    return RNG.integers(-dims, dims, size=indices_shape).astype(dtype)
+
+
+GATHER_ND_CASES = {
+    "elements": ((5, 4), (3, 2), 0),
+    "rows": ((5, 4), (2, 1), 0),
+    "rank1_data": ((7,), (4, 1), 0),
+    "odd_slices": ((3, 5, 7, 2), (2, 3, 2), 0),
+    "deep_indices": ((2, 3, 4), (2, 1, 2, 3), 0),
+    "batch1_rows": ((2, 3, 4), (2, 1), 1),
+    "batch1_odd": ((3, 5, 4, 2), (3, 2, 2), 1),
+    "batch2_elements": ((2, 3, 4, 5), (2, 3, 1, 2), 2),
+    "batch2_slices": ((2, 3, 7, 2), (2, 3, 4, 1), 2),
+    "bert_mask": ((1, 128), (1, 1, 1, 128, 2), 0),
+    "large_parallel": ((4, 64, 256), (4, 50, 1), 1),  # enough bytes for the OpenMP loop
+}
+
+
+@pytest.mark.parametrize("constant_indices", [False, True])
+@pytest.mark.parametrize("case", GATHER_ND_CASES)
+def test_gather_nd(case: str, constant_indices: bool) -> None:
+    data_shape, indices_shape, batch_dims = GATHER_ND_CASES[case]
+    x, i = rand(*data_shape), nd_indices(data_shape, indices_shape, batch_dims)
+    inputs, constants = ({"x": x}, {"i": i}) if constant_indices else ({"x": x, "i": i}, None)
+    check("GatherND", inputs, {"batch_dims": batch_dims}, constants, opset=13)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8, np.uint8, np.bool_])
+def test_gather_nd_dtypes(dtype) -> None:
+    x = rand(3, 4, 5, dtype=np.int64).astype(dtype)
+    check("GatherND", {"x": x, "i": nd_indices((3, 4, 5), (3, 2, 1), 1)}, {"batch_dims": 1})
+
+
+@pytest.mark.parametrize("batch_dims", [0, 1])
+def test_gather_nd_int32_indices(batch_dims: int) -> None:
+    """ONNX types GatherND's indices int64 only (onnxruntime rejects int32); xgen takes both,
+    as for Gather, and must give onnxruntime's result for the same indices as int64."""
+    x, i = rand(3, 4, 5), nd_indices((3, 4, 5), (3, 2, 2), batch_dims)
+    attrs = {"batch_dims": batch_dims}
+    expected = run_onnxruntime(make_model("GatherND", {"x": x, "i": i}, attrs), {"x": x, "i": i})
+    feeds = {"x": x, "i": i.astype(np.int32)}
+    model = make_model("GatherND", feeds, attrs)
+    assert_close(run_reference(model, feeds), expected, 0, 0, "GatherND reference")
+    assert_close(run_compiled(model, feeds), expected, 0, 0, "GatherND compiled")
+
+
+def test_gather_nd_opset11_and_folded() -> None:
+    check(
+        "GatherND", {"x": rand(4, 3)}, constants={"i": ints(-1, 0, 2, -3).reshape(2, 2)}, opset=11
+    )
+    constants = {"x": rand(4, 3), "i": ints(3, -1).reshape(2, 1)}
+    check_folds("GatherND", {}, constants=constants, opset=12)
+
+
+def test_gather_nd_constant_indices_normalised() -> None:
+    graph = import_one("GatherND", {"x": rand(5, 4)}, constants={"i": ints(-1, -4).reshape(1, 2)})
+    assert graph.nodes[0].op is Op.GATHER_ND
+    assert graph.nodes[0].inputs[1].data.tolist() == [[4, 0]]
+
+
+def test_gather_nd_constant_indices_out_of_range() -> None:
+    model = make_model("GatherND", {"x": rand(5, 4)}, constants={"i": ints(0, 4).reshape(1, 2)})
+    with pytest.raises(ShapeError, match="out of range"):
+        import_onnx(model)
+
+
+@pytest.mark.parametrize("bad", [[0, 4], [-6, 0]])
+def test_gather_nd_runtime_index_out_of_range(bad) -> None:
+    good, x = np.array([[1, -1], [-5, 3]], np.int32), rand(5, 4)
+    compiled = xgen.compile(make_model("GatherND", {"x": x, "i": good}))
+    np.testing.assert_array_equal(compiled.run({"x": x, "i": good})["out0"], x[[1, 0], [3, 3]])
+    with pytest.raises(InputError, match=r"GatherND.*outside"):
+        compiled.run({"x": x, "i": np.array([[1, -1], bad], np.int32)})
+
+
+def test_gather_nd_batch_dims_mismatch() -> None:
+    model = make_model("GatherND", {"x": rand(2, 3), "i": ints(0, 1, 2).reshape(3, 1)})
+    model.graph.node[0].attribute.append(helper.make_attribute("batch_dims", 1))
+    with pytest.raises(ShapeError, match="batch dims"):
         import_onnx(model)
 
 

@@ -1,9 +1,9 @@
 """Lowerings of the elementwise ops (unary, binary with broadcasting, Where) and data movement.
 
 Every op here is a loop nest over static shapes (codegen/loops.py) whose body is one C expression
-per element, except Pad and Gather which call kernels in kernels/movement.h. Semantics follow
-ONNX and numpy: integer Div truncates, Mod honours fmod, Round is half-to-even, comparisons give
-bool (one byte 0/1), Cast from float truncates toward zero and to bool tests for non-zero.
+per element, except Pad, Gather and GatherND which call kernels in kernels/movement.h. Semantics
+follow ONNX and numpy: integer Div truncates, Mod honours fmod, Round is half-to-even, comparisons
+give bool (one byte 0/1), Cast from float truncates toward zero and to bool tests for non-zero.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def _cast_expr(src: DType, dst: DType) -> str:
 
 
 def _clip_expr(dtype: DType, low: float, high: float) -> str:
+    low = min(low, high)  # ONNX: min(max(x, low), high), so all of x becomes high if low > high
     if dtype.is_float:
         return f"xg_clampf(x, {c_float(low)}, {c_float(high)})"
     info = np.iinfo(dtype.numpy)
@@ -182,8 +183,12 @@ def _map(
 
 
 def _copy(
-    ctx: KernelContext, src: Value, dst: Value, shape: list[int] | tuple[int, ...],
-    src_op: Operand, dst_op: Operand,
+    ctx: KernelContext,
+    src: Value,
+    dst: Value,
+    shape: list[int] | tuple[int, ...],
+    src_op: Operand,
+    dst_op: Operand,
 ) -> str:
     """A strided copy: the loop nest over shape moves src elements to dst elements."""
     decls = [_declare(ctx, dst_op.var, dst, writable=True), _declare(ctx, src_op.var, src)]
@@ -326,3 +331,18 @@ def lower_gather(ctx: KernelContext, node: Node) -> str:
     message = f"an index is outside [-{data.shape[axis]}, {data.shape[axis]}) on axis {axis}"
     return f"if ({call} != 0) {ctx.fail(message)}"
 
+
+@lowering(Op.GATHER_ND)
+def lower_gather_nd(ctx: KernelContext, node: Node) -> str:
+    (data, indices), (out,), b = node.inputs, node.outputs, node.attrs.batch_dims
+    m = indices.shape[-1]
+    dims = data.shape[b : b + m]
+    batch, rows = prod(data.shape[:b]), prod(indices.shape[b:-1])
+    slice_bytes = prod(data.shape[b + m :]) * data.dtype.itemsize
+    idx64 = int(indices.dtype is DType.INT64)
+    call = (
+        f"xg_gather_nd((const char *){ctx.ptr(data)}, {ctx.ptr(indices)}, {idx64}, "
+        f"(char *){ctx.ptr(out)}, {batch}, {rows}, {m}, {c_ints(dims)}, {slice_bytes})"
+    )
+    message = f"an index is outside [-n, n) for its dim n of {dims} (data dims {b}..{b + m - 1})"
+    return f"if ({call} != 0) {ctx.fail(message)}"

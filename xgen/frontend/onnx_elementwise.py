@@ -23,6 +23,7 @@ from xgen.ir.ops import (
     GeluAttrs,
     LayerNormAttrs,
     ModAttrs,
+    ReduceAttrs,
     ShapeAttrs,
 )
 
@@ -248,15 +249,36 @@ def _batch_norm(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 
 @converter("LayerNormalization")
 def _layer_norm(ctx: ImportContext, node: OnnxNode) -> list[Value]:
-    # Only Y: the Mean / InvStdDev outputs stay unregistered, so a model reading them fails
-    # to import (exporters emit them for training only).
     x = data_input(node)
     axis = resolve_axis(node, node.attr("axis", -1), len(x.shape))
     inputs = [x] + [v for v in (data_input(node, 1), node.input(2)) if v is not None]
     for param in inputs[1:]:
         _check_param_shape(node, param, x.shape[axis:])
     attrs = LayerNormAttrs(axis, float(node.attr("epsilon", 1e-5)))
-    return ctx.add(Op.LAYER_NORM, inputs, attrs, ir_name(node))
+    y = ctx.add(Op.LAYER_NORM, inputs, attrs, ir_name(node))
+    if not any(node.proto.output[1:]):
+        return y
+    return y + _layer_norm_stats(ctx, node, x, attrs)
+
+
+def _layer_norm_stats(
+    ctx: ImportContext, node: OnnxNode, x: Value, attrs: LayerNormAttrs
+) -> list[Value]:
+    """Mean and InvStdDev = 1 / sqrt(var + epsilon) over the normalised dims, kept as size-1 dims.
+
+    Exporters request them for training only, so they are built from IR reductions and
+    arithmetic rather than widening the LayerNorm op (whose kernel yields Y alone).
+    """
+    if node.attr("stash_type", onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+        raise node.unsupported("Mean / InvStdDev need stash_type=1 (float32)")
+    name = ir_name(node)
+    over = ReduceAttrs(tuple(range(attrs.axis, len(x.shape))), keepdims=True)
+    mean = ctx.add1(Op.REDUCE_MEAN, [x], over, name)
+    centred = ctx.add1(Op.SUB, [x, mean], name=name)
+    var = ctx.add1(Op.REDUCE_MEAN, [ctx.add1(Op.MUL, [centred, centred], name=name)], over, name)
+    shifted = ctx.add1(Op.ADD, [var, scalar(ctx, var, attrs.epsilon)], name=name)
+    std = ctx.add1(Op.SQRT, [shifted], name=name)
+    return [mean, ctx.add1(Op.RECIPROCAL, [std], name=name)]
 
 
 def _check_param_shape(node: OnnxNode, param: Value, shape: tuple[int, ...]) -> None:

@@ -20,6 +20,7 @@ from xgen.ir import Op, Value
 from xgen.ir.infer import broadcast_shapes
 from xgen.ir.ops import (
     AxisAttrs,
+    GatherNDAttrs,
     PadAttrs,
     PadMode,
     ShapeAttrs,
@@ -274,17 +275,35 @@ def slice_(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     return ctx.add(Op.SLICE, [x], attrs, node.proto.name)
 
 
+def _wrapped_indices(ctx: ImportContext, indices: Value, bounds: np.ndarray, what: str) -> Value:
+    """Constant indices checked against bounds (which broadcast to them), negatives wrapped, so
+    that a bad index fails at import rather than when the model runs."""
+    k = indices.data
+    if np.any((k < -bounds) | (k >= bounds)):
+        raise ShapeError(f"{what} indices out of range")
+    return ctx.constant(np.where(k < 0, k + bounds, k).astype(k.dtype), indices.name)
+
+
 @converter("Gather")
 def gather(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     data, indices = node.input(0), node.input(1)
     axis = _axis(node.attr("axis", 0), len(data.shape))
-    dim = data.shape[axis]
     if indices.is_constant:
-        if np.any((indices.data < -dim) | (indices.data >= dim)):
-            raise ShapeError(f"Gather indices out of range for dim {axis} of {data.shape}")
-        normalised = np.where(indices.data < 0, indices.data + dim, indices.data)
-        indices = ctx.constant(normalised.astype(indices.data.dtype), indices.name)
+        what = f"Gather on dim {axis} of {data.shape}:"
+        indices = _wrapped_indices(ctx, indices, np.int64(data.shape[axis]), what)
     return ctx.add(Op.GATHER, [data, indices], AxisAttrs(axis), node.proto.name)
+
+
+@converter("GatherND")
+def gather_nd(ctx: ImportContext, node: OnnxNode) -> list[Value]:
+    data, indices = node.input(0), node.input(1)
+    b = int(node.attr("batch_dims", 0))
+    m = indices.shape[-1] if indices.shape else 0
+    dims = data.shape[b : b + m] if b >= 0 else ()
+    if indices.is_constant and 0 < m == len(dims):  # else type inference reports the misfit
+        what = f"GatherND on dims {b}..{b + m - 1} of {data.shape}:"
+        indices = _wrapped_indices(ctx, indices, np.array(dims, np.int64), what)
+    return ctx.add(Op.GATHER_ND, [data, indices], GatherNDAttrs(b), node.proto.name)
 
 
 @converter("Expand")

@@ -30,6 +30,7 @@ ARITY: dict[Op, tuple[int, int]] = {
     Op.INSTANCE_NORM: (3, 3),
     Op.CONCAT: (1, 1 << 30),
     Op.GATHER: (2, 2),
+    Op.GATHER_ND: (2, 2),
 }
 
 
@@ -244,6 +245,23 @@ def _gather(node: Node) -> list[TensorType]:
     return [TensorType(data.dtype, (*data.shape[:axis], *indices.shape, *data.shape[axis + 1 :]))]
 
 
+def _gather_nd(node: Node) -> list[TensorType]:
+    data, indices = node.inputs
+    b = node.attrs.batch_dims
+    if indices.dtype not in (DType.INT64, DType.INT32):
+        raise ShapeError(f"GatherND indices must be int32 or int64, got {indices.dtype.value}")
+    rank = min(len(data.shape), len(indices.shape))
+    if not 0 <= b < rank or data.shape[:b] != indices.shape[:b]:
+        raise ShapeError(f"data {data.shape} and indices {indices.shape} share no {b} batch dims")
+    m = indices.shape[-1]
+    if not 1 <= m <= len(data.shape) - b:
+        raise ShapeError(
+            f"the last dim of indices {indices.shape} must be 1..{len(data.shape) - b} "
+            f"(the rank of data {data.shape} less batch_dims={b})"
+        )
+    return [TensorType(data.dtype, (*indices.shape[:-1], *data.shape[b + m :]))]
+
+
 def _transpose(node: Node) -> list[TensorType]:
     x = node.inputs[0]
     return [TensorType(x.dtype, tuple(x.shape[p] for p in node.attrs.perm))]
@@ -275,6 +293,7 @@ _RULES: dict[Op, Callable[[Node], list[TensorType]]] = {
     Op.SLICE: _slice,
     Op.PAD: _pad,
     Op.GATHER: _gather,
+    Op.GATHER_ND: _gather_nd,
     Op.TRANSPOSE: _transpose,
 }
 

@@ -104,6 +104,7 @@ class Op(Enum):
     SLICE = "Slice"
     PAD = "Pad"
     GATHER = "Gather"
+    GATHER_ND = "GatherND"
     # shuffle
     TRANSPOSE = "Transpose"
 
@@ -162,7 +163,7 @@ _MAPPING: dict[Op, MappingType] = {
     Op.RESIZE: MappingType.ONE_TO_MANY,
     **{
         op: MappingType.REORGANIZE
-        for op in (Op.RESHAPE, Op.CONCAT, Op.SPLIT, Op.SLICE, Op.PAD, Op.GATHER)
+        for op in (Op.RESHAPE, Op.CONCAT, Op.SPLIT, Op.SLICE, Op.PAD, Op.GATHER, Op.GATHER_ND)
     },
     Op.TRANSPOSE: MappingType.SHUFFLE,
 }
@@ -237,6 +238,13 @@ class AxisAttrs:
     """Softmax, LogSoftmax, Concat, Gather: one non-negative axis."""
 
     axis: int
+
+
+@dataclass(frozen=True)
+class GatherNDAttrs:
+    """The leading batch_dims dims of data and indices are paired, not indexed."""
+
+    batch_dims: int
 
 
 @dataclass(frozen=True)
@@ -366,6 +374,7 @@ ATTRS_TYPES: dict[Op, type] = {
     Op.LOG_SOFTMAX: AxisAttrs,
     Op.CONCAT: AxisAttrs,
     Op.GATHER: AxisAttrs,
+    Op.GATHER_ND: GatherNDAttrs,
     **{op: ReduceAttrs for op in REDUCE_OPS},
     Op.ARG_MAX: ArgReduceAttrs,
     Op.ARG_MIN: ArgReduceAttrs,

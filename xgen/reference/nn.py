@@ -171,12 +171,15 @@ def _source_coordinates(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray:
 
 def _nearest_indices(a: ResizeAttrs, coords: np.ndarray, size_in: int) -> np.ndarray:
     floor = np.floor(coords)
-    frac = coords - floor  # exact in float32, so halves are recognised
+    frac = coords - floor  # exact in float32
+    # onnxruntime counts a fraction within 1e-6 of a half as a tie: float32 error must not
+    # turn a coordinate meant as 3.5 (2 / float32(4/7) = 3.4999998) into a plain 3.
+    tie = np.abs(frac - np.float32(0.5)) <= np.float32(1e-6)
     match a.nearest_mode:
         case NearestMode.ROUND_PREFER_FLOOR:
-            index = floor + (frac > 0.5)
+            index = floor + ((frac > 0.5) & ~tie)
         case NearestMode.ROUND_PREFER_CEIL:
-            index = floor + (frac >= 0.5)
+            index = floor + ((frac > 0.5) | tie)
         case NearestMode.FLOOR:
             index = floor
         case NearestMode.CEIL:
@@ -225,6 +228,8 @@ def _interpolation_matrix(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray
 def resize(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     y = arrays[0]
+    if y.shape == a.sizes:  # onnxruntime copies whatever the scales say
+        return [y]
     for axis, (size_in, size_out) in enumerate(zip(y.shape, a.sizes, strict=True)):
         if size_in == size_out and a.scales[axis] == 1.0:
             continue

@@ -6,6 +6,8 @@ float32); integer reductions stay in their dtype, wrapping as C does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xgen.ir import Node, Op
@@ -27,12 +29,29 @@ def _mean(x: Array, axis: tuple[int, ...], keepdims: bool) -> Array:
     return np.sign(total) * (np.abs(total) // count)
 
 
+def _bounds(dtype: np.dtype) -> tuple[Any, Any]:
+    """The lowest and highest value of dtype: ReduceMax / ReduceMin of an empty set."""
+    if dtype.kind == "f":
+        return -np.inf, np.inf
+    if dtype.kind == "b":
+        return False, True
+    return np.iinfo(dtype).min, np.iinfo(dtype).max
+
+
+def _max(x: Array, axis: tuple[int, ...], keepdims: bool) -> Array:
+    return np.max(x, axis=axis, keepdims=keepdims, initial=_bounds(x.dtype)[0])
+
+
+def _min(x: Array, axis: tuple[int, ...], keepdims: bool) -> Array:
+    return np.min(x, axis=axis, keepdims=keepdims, initial=_bounds(x.dtype)[1])
+
+
 # Integer sums and products widen to int64; evaluate's cast back wraps them as C would.
 _REDUCERS = {
     Op.REDUCE_SUM: np.sum,
     Op.REDUCE_PROD: np.prod,
-    Op.REDUCE_MAX: np.max,
-    Op.REDUCE_MIN: np.min,
+    Op.REDUCE_MAX: _max,
+    Op.REDUCE_MIN: _min,
     Op.REDUCE_MEAN: _mean,
 }
 

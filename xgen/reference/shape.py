@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import prod
 
 import numpy as np
 
@@ -82,6 +83,18 @@ def gather(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     data, indices = arrays
     # np.take reads negative indices from the end of the axis, as ONNX does.
     return [np.take(data, indices, axis=node.attrs.axis)]
+
+
+@kernel(Op.GATHER_ND)
+def gather_nd(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    data, indices = arrays
+    b, m = node.attrs.batch_dims, indices.shape[-1]
+    batch = prod(data.shape[:b])
+    rows = data.reshape(batch, *data.shape[b:])
+    coords = indices.reshape(batch, prod(indices.shape[b:-1]), m)
+    # Row r of the batch pairs with coordinate row r; numpy wraps negatives as ONNX does.
+    batch_index = np.arange(batch)[:, None]
+    return [rows[(batch_index, *np.moveaxis(coords, -1, 0))]]
 
 
 @kernel(Op.TRANSPOSE)

@@ -1,5 +1,5 @@
-/* Data-movement kernels whose index maps do not fit a strided loop nest: Pad and Gather.
- * Both are generic over the element type (they move elem_size-byte elements with memcpy). */
+/* Data-movement kernels whose index maps do not fit a strided loop nest: Pad, Gather, GatherND.
+ * All are generic over the element type (they move elem_size-byte elements with memcpy). */
 #ifndef XGEN_MOVEMENT_H
 #define XGEN_MOVEMENT_H
 
@@ -66,24 +66,53 @@ static void xg_pad(const char *XG_RESTRICT in, char *XG_RESTRICT out, const void
     }
 }
 
-/* out[o, j, i] = data[o, idx[j], i] for idx of int64 (idx64) or int32, negatives counted from
- * the end. Returns -1 without writing when an index is out of range. */
+/* Index i of an int64 (idx64) or int32 index tensor. */
+XG_INLINE long xg_index_at(const void *indices, int idx64, long i) {
+    return idx64 ? (long)((const int64_t *)indices)[i] : (long)((const int32_t *)indices)[i];
+}
+
+/* out[o, j, i] = data[o, idx[j], i], negatives counted from the end.
+ * Returns -1 without writing when an index is out of range. */
 static int xg_gather(const char *XG_RESTRICT data, const void *indices, int idx64,
                      char *XG_RESTRICT out, long outer, long n_idx, long axis_dim,
                      long inner_bytes) {
     for (long j = 0; j < n_idx; j++) {
-        long k = idx64 ? (long)((const int64_t *)indices)[j] : (long)((const int32_t *)indices)[j];
+        long k = xg_index_at(indices, idx64, j);
         if (k < -axis_dim || k >= axis_dim) return -1;
     }
     #pragma omp parallel for if (outer * n_idx * inner_bytes > 4 * XG_PARALLEL_MIN)
     for (long o = 0; o < outer; o++) {
         for (long j = 0; j < n_idx; j++) {
-            long k = idx64 ? (long)((const int64_t *)indices)[j]
-                           : (long)((const int32_t *)indices)[j];
+            long k = xg_index_at(indices, idx64, j);
             if (k < 0) k += axis_dim;
             memcpy(out + (o * n_idx + j) * inner_bytes,
                    data + (o * axis_dim + k) * inner_bytes, inner_bytes);
         }
+    }
+    return 0;
+}
+
+/* GatherND: data is [batch, dims[0], ..., dims[m-1], slice] and the indices [batch, n_rows, m];
+ * out[b, r] = data[b, idx[b, r, 0], ..., idx[b, r, m-1]], a slice of slice_bytes, negatives
+ * counted from the end. Returns -1 without writing when an index is out of range. */
+static int xg_gather_nd(const char *XG_RESTRICT data, const void *indices, int idx64,
+                        char *XG_RESTRICT out, long batch, long n_rows, int m, const long *dims,
+                        long slice_bytes) {
+    long slices_per_batch = 1;
+    for (int d = 0; d < m; d++) slices_per_batch *= dims[d];
+    for (long i = 0; i < batch * n_rows * m; i++) {
+        long k = xg_index_at(indices, idx64, i), n = dims[i % m];
+        if (k < -n || k >= n) return -1;
+    }
+    #pragma omp parallel for if (batch * n_rows * slice_bytes > 4 * XG_PARALLEL_MIN)
+    for (long r = 0; r < batch * n_rows; r++) {
+        long slice = 0; /* row-major position of the slice among the batch's slices */
+        for (int d = 0; d < m; d++) {
+            long k = xg_index_at(indices, idx64, r * m + d);
+            slice = slice * dims[d] + (k < 0 ? k + dims[d] : k);
+        }
+        slice += (r / n_rows) * slices_per_batch;
+        memcpy(out + r * slice_bytes, data + slice * slice_bytes, slice_bytes);
     }
     return 0;
 }

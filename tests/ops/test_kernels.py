@@ -39,9 +39,20 @@ class Cases:
         self.feeds: dict[str, np.ndarray] = {}
         self.expected: list[tuple[str, np.ndarray]] = []
 
-    def input(self, shape: tuple[int, ...], low: float = -1.0, high: float = 1.0) -> Value:
-        value = self.graph.add_input("x", DType.FLOAT32, shape)
-        self.feeds[value.name] = RNG.uniform(low, high, shape).astype(np.float32)
+    def input(
+        self,
+        shape: tuple[int, ...],
+        low: float = -1.0,
+        high: float = 1.0,
+        dtype: DType = DType.FLOAT32,
+    ) -> Value:
+        """A graph input of uniform random data in [low, high] (integers: both included)."""
+        value = self.graph.add_input("x", dtype, shape)
+        if dtype.is_float:
+            data = RNG.uniform(low, high, shape)
+        else:
+            data = RNG.integers(int(low), int(high), shape, endpoint=True)
+        self.feeds[value.name] = data.astype(dtype.numpy)
         return value
 
     def const(self, shape: tuple[int, ...]) -> Value:
@@ -59,6 +70,7 @@ class Cases:
         results = run_graph(self.graph, self.feeds)
         for (label, expect), got in zip(self.expected, results, strict=True):
             assert got.shape == expect.shape, f"{label}: shape {got.shape} != {expect.shape}"
+            assert got.dtype == expect.dtype, f"{label}: dtype {got.dtype} != {expect.dtype}"
             np.testing.assert_allclose(got, expect, rtol=rtol, atol=atol, err_msg=label)
 
 
@@ -307,6 +319,66 @@ def test_arg_reduce() -> None:
     cases.check(rtol=0, atol=0)
 
 
+INT_DTYPES = [DType.INT64, DType.INT32, DType.INT8, DType.UINT8]
+
+
+def _int_reduce(op: Op, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """ONNX integer semantics: sums and products wrap to the dtype, a mean truncates."""
+    wide = x.astype(np.int64)
+    with np.errstate(over="ignore"):
+        if op is Op.REDUCE_MEAN:
+            total = wide.sum(axis=axes, keepdims=keepdims)
+            count = int(np.prod([x.shape[a] for a in axes]))
+            out = np.sign(total) * (np.abs(total) // count)
+        else:
+            out = NUMPY_REDUCE[op](wide, axis=axes, keepdims=keepdims)
+    return np.asarray(out).astype(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=lambda d: d.value)
+def test_integer_reduce(dtype: DType) -> None:
+    cases = Cases()
+    info = np.iinfo(dtype.numpy)
+    low, high = max(info.min, -100), min(info.max, 100)
+    for (shape, axes), op in product(REDUCE_CASES, NUMPY_REDUCE):
+        bound = (0 if dtype is DType.UINT8 else -2, 2) if op is Op.REDUCE_PROD else (low, high)
+        x = cases.input(shape, *bound, dtype=dtype)
+        cases.add(f"{op.value} {shape} {axes}", op, [x], O.ReduceAttrs(axes, False),
+                  _int_reduce(op, cases.data(x), axes, False))  # fmt: skip
+    # sums and products past the dtype's range wrap around, as C's do
+    for op in (Op.REDUCE_SUM, Op.REDUCE_PROD, Op.REDUCE_MEAN):
+        x = cases.input((3, 40), info.max // 2, info.max, dtype=dtype)
+        cases.add(f"{op.value} wraps", op, [x], O.ReduceAttrs((1,), True),
+                  _int_reduce(op, cases.data(x), (1,), True))  # fmt: skip
+    cases.check(rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=lambda d: d.value)
+def test_integer_arg_reduce_and_resize(dtype: DType) -> None:
+    cases = Cases()
+    info = np.iinfo(dtype.numpy)
+    for shape, axis in [((3, 17, 5), 1), ((40,), 0), ((2, 3, 4), 2)]:
+        for op, last in product((Op.ARG_MAX, Op.ARG_MIN), (False, True)):
+            x = cases.input(shape, info.max - 2, info.max, dtype=dtype)  # ties near the top
+            data = cases.data(x)
+            find = np.argmax if op is Op.ARG_MAX else np.argmin
+            idx = shape[axis] - 1 - find(np.flip(data, axis), axis) if last else find(data, axis)
+            cases.add(f"{op.value} {shape} {axis} last={last}", op, [x],
+                      O.ArgReduceAttrs(axis, False, last), idx.astype(np.int64))  # fmt: skip
+    x = cases.input((2, 3, 5, 4), info.min, info.max, dtype=dtype)
+    sizes = (2, 3, 9, 7)
+    attrs = O.ResizeAttrs(
+        O.ResizeMode.NEAREST,
+        O.CoordinateTransform.ASYMMETRIC,
+        O.NearestMode.FLOOR,
+        sizes,
+        (1.0, 1.0, 9 / 5, 7 / 4),
+    )
+    rows, cols = np.arange(9) * 5 // 9, np.arange(7) * 4 // 7
+    cases.add("resize nearest", Op.RESIZE, [x], attrs, cases.data(x)[:, :, rows][..., cols])
+    cases.check(rtol=0, atol=0)
+
+
 # ---- softmax and normalisations ----------------------------------------------------------------
 
 
@@ -376,14 +448,19 @@ RESIZE_CASES = [
         for t in (T.HALF_PIXEL, T.ALIGN_CORNERS, T.ASYMMETRIC)
     ],
     ("linear", T.HALF_PIXEL, N.FLOOR, (4, 9), (2, 17)),
-    ("nearest", T.ASYMMETRIC, N.FLOOR, (2, 3, 4, 5, 6), (2, 3, 8, 10, 3)),
+    (
+        "nearest",
+        O.CoordinateTransform.ASYMMETRIC,
+        O.NearestMode.FLOOR,
+        (2, 3, 4, 5, 6),
+        (2, 3, 8, 10, 3),
+    ),
 ]
 
 
 def _onnxruntime_resize(x: np.ndarray, sizes: tuple[int, ...], attrs: dict) -> np.ndarray:
     """Resize(x, roi="", scales="", sizes) in onnxruntime."""
     from onnx import TensorProto, helper, numpy_helper
-
 
     node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **attrs)
     graph = helper.make_graph(

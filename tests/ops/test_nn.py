@@ -1,4 +1,4 @@
-"""Neural-network ONNX ops: xgen's reference (and compiled C when COMPILED) against onnxruntime."""
+"""Neural-network ONNX ops: xgen's reference and the compiled C against onnxruntime."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from harness import check_op, make_model
 
+import xgen
 from xgen.errors import ShapeError, UnsupportedOpError
 from xgen.frontend.onnx import import_onnx
-
-COMPILED = False  # flipped on once the C code generator handles these ops
 
 RNG = np.random.default_rng(0)
 TOL = {"rtol": 1e-4, "atol": 1e-5}  # accumulation order differs from onnxruntime's
@@ -20,7 +19,7 @@ def rand(*shape: int) -> np.ndarray:
 
 
 def check(op_type: str, inputs, attrs=None, constants=None, **kw) -> None:
-    check_op(op_type, inputs, attrs, constants, compiled=COMPILED, **{**TOL, **kw})
+    check_op(op_type, inputs, attrs, constants, **{**TOL, **kw})
 
 
 # ---- Conv --------------------------------------------------------------------------------------
@@ -67,8 +66,12 @@ def test_conv(case: str, bias: bool) -> None:
     check("Conv", {"x": rand(*x_shape)}, attrs, constants)
 
 
-def test_conv_weight_as_graph_input() -> None:
-    check("Conv", {"x": rand(1, 4, 6, 6), "w": rand(3, 4, 3, 3)}, {"pads": [1, 1, 1, 1]})
+@pytest.mark.parametrize("case", ["7x7_stride2_pad3", "group3", "1x1", "depthwise17", "3d"])
+def test_conv_weight_as_graph_input(case: str) -> None:
+    """A weight computed at run time: no compile-time packing (xg_sgemm packs it)."""
+    x_shape, w_shape, attrs = CONV_CASES[case]
+    inputs = {"x": rand(*x_shape), "w": rand(*w_shape), "b": rand(w_shape[0])}
+    check("Conv", inputs, attrs)
 
 
 def test_conv_kernel_shape_mismatch() -> None:
@@ -118,6 +121,12 @@ def test_conv_transpose(case: str, bias: bool) -> None:
     if bias:
         constants["b"] = rand(w_shape[1] * attrs.get("group", 1))
     check("ConvTranspose", {"x": rand(*x_shape)}, attrs, constants)
+
+
+@pytest.mark.parametrize("case", ["stride2_pads", "group2_dilation", "1d", "3d"])
+def test_conv_transpose_weight_as_graph_input(case: str) -> None:
+    x_shape, w_shape, attrs = CONV_TRANSPOSE_CASES[case]
+    check("ConvTranspose", {"x": rand(*x_shape), "w": rand(*w_shape)}, attrs)
 
 
 # ---- Gemm and MatMul ---------------------------------------------------------------------------
@@ -318,9 +327,40 @@ def test_resize_keep_aspect_ratio(policy: str) -> None:
     check_resize(rand(1, 2, 4, 6), attrs, sizes=(7, 9))
 
 
-def test_resize_integer_nearest() -> None:
-    x = RNG.integers(-100, 100, (1, 2, 3, 4)).astype(np.int32)
+@pytest.mark.parametrize("dtype", [np.int32, np.int8, np.uint8])
+def test_resize_integer_nearest(dtype) -> None:
+    x = RNG.integers(0, 100, (1, 2, 3, 4)).astype(dtype)
     check_resize(x, {"mode": "nearest"}, scales=(1.0, 1.0, 2.0, 1.5))
+
+
+def test_resize_interpolating_integer_unsupported() -> None:
+    model = make_model(
+        "Resize",
+        {"x": np.zeros((1, 1, 2, 2), np.int32)},
+        {"mode": "linear"},
+        {"": None, "scales": np.array([1, 1, 2, 2], np.float32)},
+    )
+    with pytest.raises(UnsupportedOpError, match="int32 .supported by mode linear: float32"):
+        xgen.compile(model)
+
+
+@pytest.mark.parametrize("nearest_mode", NEAREST_MODES)
+@pytest.mark.parametrize("transform", ["asymmetric", "half_pixel", "tf_half_pixel_for_nn"])
+def test_resize_nearest_near_ties(transform: str, nearest_mode: str) -> None:
+    """Coordinates a float32 rounding away from a half (2 / float32(4/7) = 3.4999998), which
+    onnxruntime still rounds as ties."""
+    attrs = {
+        "mode": "nearest",
+        "coordinate_transformation_mode": transform,
+        "nearest_mode": nearest_mode,
+    }
+    check_resize(rand(1, 1, 7, 20), attrs, sizes=(1, 1, 4, 6))
+    check_resize(rand(1, 1, 6, 14), attrs, scales=(1.0, 1.0, 4 / 7, 1 / 7))
+
+
+def test_resize_same_sizes_is_a_copy() -> None:
+    """onnxruntime copies the input when no dim changes size, whatever the scales."""
+    check_resize(rand(1, 2, 3, 2), {"mode": "nearest"}, scales=(1.0, 1.0, 1.3, 1.2))
 
 
 def test_resize_tf_crop_and_resize_unsupported() -> None:

@@ -7,8 +7,6 @@ import pytest
 from harness import check_op
 from test_elementwise import assert_unsupported, rand
 
-COMPILED = False  # flipped on once the C code generator handles these ops
-
 REDUCE = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"]
 LOWERED = ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"]
 CASES = [  # shape, axes (None: all)
@@ -24,7 +22,7 @@ CASES = [  # shape, axes (None: all)
 
 
 def check(op_type: str, inputs, attrs=None, constants=None, **kw) -> None:
-    check_op(op_type, inputs, attrs, constants, compiled=COMPILED, **kw)
+    check_op(op_type, inputs, attrs, constants, **kw)
 
 
 def check_reduce(op_type: str, x: np.ndarray, axes, keepdims: int, opset: int, **kw) -> None:

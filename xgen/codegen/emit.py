@@ -213,9 +213,7 @@ def indent(code: str, by: str = "    ") -> str:
 
 def _inline_header(path: Path) -> str:
     """A kernel header's text; its local includes are dropped since all headers are inlined."""
-    lines = [
-        line for line in path.read_text().splitlines() if not line.startswith('#include "')
-    ]
+    lines = [line for line in path.read_text().splitlines() if not line.startswith('#include "')]
     rule = "/* " + "-" * 30 + f" kernels/{path.name} " + "-" * 30 + " */"
     return rule + "\n" + "\n".join(lines) + "\n"
 

@@ -2,13 +2,15 @@
 norm.h and resize.h.
 
 Constant weights are packed here, at compile time, into the panel layouts xg_sgemm reads
-(see kernels/gemm.h), so that inference never re-packs them. Shapes go to the kernels as literal
-arguments; a kernel views its operand as [outer][n][inner] wherever an op works along one axis.
+(see kernels/gemm.h), so that inference never re-packs them; weights computed at run time are
+packed by xg_sgemm as it goes. Shapes go to the kernels as literal arguments; a kernel views its
+operand as [outer][n][inner] wherever an op works along one axis. Kernels that are not float-only
+come in one instance per element type, named after its C type (xg_reduce_sum_int32_t).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from math import prod
 
 import numpy as np
@@ -59,34 +61,39 @@ def gemm_work_floats(m: int, n: int, k: int) -> int:
     return kc * (round_up(n, GEMM_NR_MAX) + round_up(m, GEMM_MR))
 
 
+FLOAT32 = (DType.FLOAT32,)
+NUMERIC = (DType.FLOAT32, DType.INT64, DType.INT32, DType.INT8, DType.UINT8)  # see reduce.h
+
+
 def _unsupported(node: Node, detail: str) -> UnsupportedOpError:
     return UnsupportedOpError(node.op.value, node.name, detail=detail)
 
 
-def _float_only(node: Node) -> None:
-    """These kernels are float32; other dtypes get a clear error, not wrong C."""
+def _check_dtypes(node: Node, allowed: Collection[DType] = FLOAT32, by: str = "") -> None:
+    """Inputs of a dtype the kernels have no instance for get a clear error, not wrong C."""
     for v in node.inputs:
-        if v.dtype is not DType.FLOAT32:
-            raise _unsupported(node, f"input {v.name} is {v.dtype.value} (supported: float32)")
+        if v.dtype not in allowed:
+            names = ", ".join(d.value for d in allowed)
+            raise _unsupported(node, f"input {v.name} is {v.dtype.value} (supported{by}: {names})")
 
 
 def _ptr(ctx: KernelContext, value: Value | None) -> str:
     return ctx.ptr(value) if value is not None else "NULL"
 
 
-def _float_scratch(ctx: KernelContext, floats: Sequence[int]) -> list[str]:
-    """Float pointers to consecutive 64-byte aligned scratch regions of the given sizes."""
+def _scratch(ctx: KernelContext, counts: Sequence[int], dtype: DType = DType.FLOAT32) -> list[str]:
+    """Pointers to consecutive 64-byte aligned scratch regions of counts[i] elements of dtype."""
     offsets, total = [], 0
-    for n in floats:
+    for n in counts:
         offsets.append(total)
-        total += round_up(max(n, 1) * 4, 64)
+        total += round_up(max(n, 1) * dtype.itemsize, 64)
     base = ctx.scratch(total)
-    return [f"(float *)({base} + {off})" for off in offsets]
+    return [f"({dtype.c_type} *)({base} + {off})" for off in offsets]
 
 
-def _ping_pong(ctx: KernelContext, sizes: list[int]) -> list[str]:
-    """Two scratch buffers for a chain of passes: pass i writes buffer i % 2 (sizes[i] floats)."""
-    return _float_scratch(ctx, [max(sizes[0::2], default=0), max(sizes[1::2], default=0)])
+def _ping_pong(ctx: KernelContext, sizes: list[int], dtype: DType) -> list[str]:
+    """Two scratch buffers for a chain of passes: pass i writes buffer i % 2 (sizes[i] elements)."""
+    return _scratch(ctx, [max(sizes[0::2], default=0), max(sizes[1::2], default=0)], dtype)
 
 
 def _axis_view(shape: Sequence[int], axis: int) -> tuple[int, int, int]:
@@ -118,16 +125,26 @@ def _geometry3(node: Node, spatial_in: Sequence[int], spatial_out: Sequence[int]
     )
 
 
-def _constant_weight(node: Node) -> np.ndarray:
+def _weight_args(
+    ctx: KernelContext,
+    node: Node,
+    pack: Callable[[np.ndarray], np.ndarray],
+    packed_stride: int,
+    plain_stride: int,
+) -> str:
+    """The `wp, w, wstride` arguments of xg_conv and xg_conv_transpose: a constant weight packed
+    now (pack maps one group's slice), any other passed as it is for xg_sgemm to pack at run
+    time. The strides are the floats between groups in each layout."""
     w = node.inputs[1]
     if w.data is None:
-        raise _unsupported(node, "the weight must be a constant (initializer)")
-    return w.data
+        return f"NULL, {ctx.ptr(w)}, {plain_stride}"
+    packed = np.concatenate([pack(g) for g in np.split(w.data, node.attrs.group)])
+    return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
 @lowering(Op.CONV)
 def lower_conv(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x, w = node.inputs[:2]
     bias = _ptr(ctx, node.inputs[2] if len(node.inputs) == 3 else None)
     y = node.outputs[0]
@@ -139,25 +156,28 @@ def lower_conv(ctx: KernelContext, node: Node) -> str:
             f"xg_conv_depthwise({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(y)}, {batch}, "
             f"{cin}, {geometry});"
         )
-    weight = _constant_weight(node)
     cin_g, cout_g = cin // group, cout // group
     k, npix = cin_g * prod(w.shape[2:]), prod(y.shape[2:])
-    packed = np.concatenate([pack_gemm_a(m.reshape(cout_g, k)) for m in np.split(weight, group)])
-    wstride = round_up(cout_g, GEMM_MR) * k
+    weight = _weight_args(
+        ctx,
+        node,
+        pack=lambda g: pack_gemm_a(g.reshape(cout_g, k)),
+        packed_stride=round_up(cout_g, GEMM_MR) * k,
+        plain_stride=cout_g * k,
+    )
     # conv.h multiplies X directly (no im2col) in the 1x1, stride-1, unpadded case
     direct = k == cin_g and npix == prod(x.shape[2:]) and set(node.attrs.strides) == {1}
     col = 0 if direct and not any(node.attrs.pads) else k * round_up(npix, GEMM_NP)
-    (work,) = _float_scratch(ctx, [col + gemm_work_floats(cout_g, npix, k)])
-    packed_ptr = ctx.add_weight(packed, f"{node.name} packed weight")
+    (work,) = _scratch(ctx, [col + gemm_work_floats(cout_g, npix, k)])
     return (
-        f"xg_conv({ctx.ptr(x)}, {packed_ptr}, {wstride}, {bias}, {ctx.ptr(y)}, {batch}, {cin}, "
-        f"{cout}, {group}, {geometry}, {work});"
+        f"xg_conv({ctx.ptr(x)}, {weight}, {bias}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, "
+        f"{group}, {geometry}, {work});"
     )
 
 
 @lowering(Op.CONV_TRANSPOSE)
 def lower_conv_transpose(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x, w = node.inputs[:2]
     bias = node.inputs[2] if len(node.inputs) == 3 else None
     y = node.outputs[0]
@@ -167,15 +187,18 @@ def lower_conv_transpose(ctx: KernelContext, node: Node) -> str:
     geometry = _geometry3(node, x.shape[2:], y.shape[2:])
     m = cout_g * prod(w.shape[2:])
     npix = prod(x.shape[2:])
-    weight = _constant_weight(node)
     # Group g's GEMM: col [cout_g*k, npix] = W_g^T [cout_g*k, cin_g] @ X_g [cin_g, npix].
-    packed = np.concatenate([pack_gemm_a(g.reshape(cin_g, m).T) for g in np.split(weight, group)])
-    wstride = round_up(m, GEMM_MR) * cin_g
-    (work,) = _float_scratch(ctx, [m * npix + gemm_work_floats(m, npix, cin_g)])
-    packed_ptr = ctx.add_weight(packed, f"{node.name} packed weight")
+    weight = _weight_args(
+        ctx,
+        node,
+        pack=lambda g: pack_gemm_a(g.reshape(cin_g, m).T),
+        packed_stride=round_up(m, GEMM_MR) * cin_g,
+        plain_stride=cin_g * m,
+    )
+    (work,) = _scratch(ctx, [m * npix + gemm_work_floats(m, npix, cin_g)])
     return (
-        f"xg_conv_transpose({ctx.ptr(x)}, {packed_ptr}, {wstride}, {_ptr(ctx, bias)}, "
-        f"{ctx.ptr(y)}, {batch}, {cin}, {cout}, {group}, {geometry}, {work});"
+        f"xg_conv_transpose({ctx.ptr(x)}, {weight}, {_ptr(ctx, bias)}, {ctx.ptr(y)}, {batch}, "
+        f"{cin}, {cout}, {group}, {geometry}, {work});"
     )
 
 
@@ -210,7 +233,7 @@ def _gemm_call(
         b_args = f"{ctx.add_weight(pack_gemm_b(view), f'{node.name} packed B')}, NULL, 0, 0"
     else:
         b_args = f"NULL, {ctx.ptr(b)}, {b_strides[0]}, {b_strides[1]}"
-    (work,) = _float_scratch(ctx, [gemm_work_floats(m, n, k)])
+    (work,) = _scratch(ctx, [gemm_work_floats(m, n, k)])
     return (
         f"xg_sgemm({m}, {n}, {k}, {c_float(alpha)}, {a_args}, {b_args}, {c_float(beta)}, "
         f"{out}, {n}, {work});"
@@ -219,7 +242,7 @@ def _gemm_call(
 
 @lowering(Op.GEMM)
 def lower_gemm(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     a, b = node.inputs[:2]
     attrs: O.GemmAttrs = node.attrs
     y = node.outputs[0]
@@ -257,7 +280,7 @@ def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) 
 
 @lowering(Op.MATMUL)
 def lower_matmul(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     a, b = node.inputs
     y = node.outputs[0]
     a_shape = (1, *a.shape) if len(a.shape) == 1 else a.shape
@@ -271,7 +294,7 @@ def lower_matmul(ctx: KernelContext, node: Node) -> str:
     batch = broadcast_shapes(a_batch, b_batch)
     a_off = _batch_offsets(a_batch, batch, m * k)
     b_off = _batch_offsets(b_batch, batch, k * n)
-    (work,) = _float_scratch(ctx, [gemm_work_floats(m, n, k)])
+    (work,) = _scratch(ctx, [gemm_work_floats(m, n, k)])
     return "\n".join(
         [
             f"const float *a = {ctx.ptr(a)}, *b = {ctx.ptr(b)};",
@@ -290,7 +313,7 @@ def lower_matmul(ctx: KernelContext, node: Node) -> str:
 
 @lowering(Op.MAX_POOL, Op.AVERAGE_POOL)
 def lower_pool(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
     a: O.PoolAttrs = node.attrs
     rank = len(a.kernel_shape)
@@ -329,6 +352,12 @@ _REDUCE_KERNELS = {
 }
 
 
+def _reduce_kernel(op: Op, src: DType, dst: DType) -> str:
+    """The reduce.h instance reading src elements and writing dst elements."""
+    name = f"{_REDUCE_KERNELS[op]}_{src.c_type}"
+    return name if src is dst else f"{name}_to_{dst.c_type}"
+
+
 def reduce_passes(shape: Sequence[int], axes: Sequence[int]) -> list[tuple[int, int, int]]:
     """(outer, n, inner) of each pass reducing `axes`: dims of size 1 dropped, adjacent dims of
     the same kind merged, one pass per run of reduced dims (at least one pass)."""
@@ -350,39 +379,42 @@ def reduce_passes(shape: Sequence[int], axes: Sequence[int]) -> list[tuple[int, 
 
 @lowering(*O.REDUCE_OPS)
 def lower_reduce(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node, NUMERIC)
     x, y = node.inputs[0], node.outputs[0]
     passes = reduce_passes(x.shape, node.attrs.axes)
     count = prod(x.shape[i] for i in node.attrs.axes)
-    scale = 1.0 / count if node.op is Op.REDUCE_MEAN and count else 1.0
-    buffers = _ping_pong(ctx, [outer * inner for outer, _, inner in passes[:-1]])
-    kernel = _REDUCE_KERNELS[node.op]
-    lines, src = [], ctx.ptr(x)
+    # A mean is a sum whose last pass divides by the count (integers truncate toward zero).
+    divisor = count if node.op is Op.REDUCE_MEAN and count else 1
+    # Integer partial sums stay exact in int64: a mean of wrapped partial sums would be wrong.
+    is_sum = node.op in (Op.REDUCE_SUM, Op.REDUCE_MEAN)
+    partial = DType.INT64 if is_sum and not x.dtype.is_float else x.dtype
+    buffers = _ping_pong(ctx, [outer * inner for outer, _, inner in passes[:-1]], partial)
+    lines, src, src_dtype = [], ctx.ptr(x), x.dtype
     for i, (outer, n, inner) in enumerate(passes):
         last = i == len(passes) - 1
-        dst = ctx.ptr(y) if last else buffers[i % 2]
-        factor = c_float(scale if last else 1.0)
-        lines.append(f"{kernel}({src}, {dst}, {outer}, {n}, {inner}, {factor});")
-        src = dst
+        dst, dst_dtype = (ctx.ptr(y), y.dtype) if last else (buffers[i % 2], partial)
+        kernel = _reduce_kernel(node.op, src_dtype, dst_dtype)
+        lines.append(f"{kernel}({src}, {dst}, {outer}, {n}, {inner}, {divisor if last else 1});")
+        src, src_dtype = dst, dst_dtype
     return "\n".join(lines)
 
 
 @lowering(Op.ARG_MAX, Op.ARG_MIN)
 def lower_arg_reduce(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node, NUMERIC)
     x, y = node.inputs[0], node.outputs[0]
     a: O.ArgReduceAttrs = node.attrs
     outer, n, inner = _axis_view(x.shape, a.axis)
     is_max = int(node.op is Op.ARG_MAX)
     return (
-        f"xg_arg_reduce({ctx.ptr(x)}, {ctx.ptr(y)}, {outer}, {n}, {inner}, {is_max}, "
-        f"{int(a.select_last_index)});"
+        f"xg_arg_reduce_{x.dtype.c_type}({ctx.ptr(x)}, {ctx.ptr(y)}, {outer}, {n}, {inner}, "
+        f"{is_max}, {int(a.select_last_index)});"
     )
 
 
 @lowering(Op.SOFTMAX, Op.LOG_SOFTMAX)
 def lower_softmax(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
     outer, n, inner = _axis_view(x.shape, node.attrs.axis)
     log = int(node.op is Op.LOG_SOFTMAX)
@@ -402,7 +434,7 @@ def _per_element(ctx: KernelContext, node: Node, value: Value, shape: tuple[int,
 
 @lowering(Op.LAYER_NORM)
 def lower_layer_norm(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
     a: O.LayerNormAttrs = node.attrs
     norm_shape = x.shape[a.axis :]
@@ -417,7 +449,7 @@ def lower_layer_norm(ctx: KernelContext, node: Node) -> str:
 
 @lowering(Op.INSTANCE_NORM)
 def lower_instance_norm(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x, scale, bias = node.inputs
     batch, channels = x.shape[:2]
     return (
@@ -429,7 +461,7 @@ def lower_instance_norm(ctx: KernelContext, node: Node) -> str:
 
 @lowering(Op.BATCH_NORM)
 def lower_batch_norm(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
+    _check_dtypes(node)
     x = node.inputs[0]
     params = ", ".join(ctx.ptr(v) for v in node.inputs[1:])
     batch, channels = x.shape[:2]
@@ -442,20 +474,26 @@ def lower_batch_norm(ctx: KernelContext, node: Node) -> str:
 # ---- resize ------------------------------------------------------------------------------------
 
 
-def _source_coordinates(
-    transform: O.CoordinateTransform, n_in: int, n_out: int, scale: float
-) -> np.ndarray:
-    """Input coordinate of each output index (in double, matching onnxruntime's halfway cases)."""
-    f = np.float64
+# onnxruntime rounds a coordinate whose fraction is within this of a half as a tie, so that
+# 3.4999998 (2 / float32(4/7)) goes the way of the 3.5 it stands for.
+NEAREST_TIE = 1e-6
+
+
+def _source_coordinates(attrs: O.ResizeAttrs, axis: int, n_in: int) -> np.ndarray:
+    """Input coordinate of each output index along one axis, in float32 arithmetic as
+    onnxruntime computes it: the rounding of each step decides nearest mode's picks."""
+    f = np.float32
+    n_out, s = attrs.sizes[axis], f(attrs.scales[axis])
     x = np.arange(n_out, dtype=f)
-    s = f(scale)
-    T = O.CoordinateTransform
+    transform, T = attrs.coordinate_transform, O.CoordinateTransform
     if transform is T.HALF_PIXEL:
         return (x + f(0.5)) / s - f(0.5)
     if transform is T.HALF_PIXEL_SYMMETRIC:
         adjustment = f(n_out) / (s * f(n_in))
         offset = f(n_in) / f(2) * (f(1) - adjustment)
-        return offset + (x + f(0.5)) / s - f(0.5)
+        # onnxruntime finishes this one in double (its 0.5 literals), then rounds to float
+        d = np.float64
+        return (d(offset) + (x.astype(d) + 0.5) / d(s) - 0.5).astype(f)
     if transform is T.PYTORCH_HALF_PIXEL:
         return (x + f(0.5)) / s - f(0.5) if n_out > 1 else np.zeros(n_out, f)
     if transform is T.ALIGN_CORNERS:
@@ -465,16 +503,20 @@ def _source_coordinates(
     return (x + f(0.5)) / s  # TF_HALF_PIXEL_FOR_NN
 
 
-def _nearest_index(coord: np.ndarray, mode: O.NearestMode) -> np.ndarray:
+def nearest_table(attrs: O.ResizeAttrs, axis: int, n_in: int) -> np.ndarray:
+    """The input index each output index copies along one axis (int32)."""
+    coord = _source_coordinates(attrs, axis, n_in)
+    floor = np.floor(coord)
+    frac = coord - floor  # exact in float32
+    tie = np.abs(frac - np.float32(0.5)) <= np.float32(NEAREST_TIE)
     N = O.NearestMode
-    if mode is N.FLOOR:
-        return np.floor(coord)
-    if mode is N.CEIL:
-        return np.ceil(coord)
-    halfway = coord - np.floor(coord) == 0.5
-    if mode is N.ROUND_PREFER_FLOOR:
-        return np.where(halfway, np.floor(coord), np.round(coord))
-    return np.where(halfway, np.ceil(coord), np.round(coord))
+    index = {
+        N.ROUND_PREFER_FLOOR: floor + ((frac > 0.5) & ~tie),
+        N.ROUND_PREFER_CEIL: floor + ((frac > 0.5) | tie),
+        N.FLOOR: floor,
+        N.CEIL: np.ceil(coord),
+    }[attrs.nearest_mode]
+    return np.clip(index, 0, n_in - 1).astype(np.int32)
 
 
 def _cubic_weights(t: np.ndarray, a: float) -> np.ndarray:
@@ -485,13 +527,12 @@ def _cubic_weights(t: np.ndarray, a: float) -> np.ndarray:
     return np.where(d <= 1, near, far)
 
 
-def resize_table(attrs: O.ResizeAttrs, axis: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per output index along one axis: input indices [n_out, taps] and their weights."""
-    n_out = attrs.sizes[axis]
-    coord = _source_coordinates(attrs.coordinate_transform, n_in, n_out, attrs.scales[axis])
-    if attrs.mode is O.ResizeMode.NEAREST:
-        idx = np.clip(_nearest_index(coord, attrs.nearest_mode), 0, n_in - 1)[:, None]
-        return idx.astype(np.int32), np.ones(idx.shape, np.float32)
+def interpolation_table(
+    attrs: O.ResizeAttrs, axis: int, n_in: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear or cubic, per output index along one axis: input indices [n_out, taps] (int32) and
+    their weights (float32)."""
+    coord = _source_coordinates(attrs, axis, n_in).astype(np.float64)
     if attrs.mode is O.ResizeMode.LINEAR:
         coord = np.clip(coord, 0, n_in - 1)
         base = np.floor(coord)
@@ -507,34 +548,45 @@ def resize_table(attrs: O.ResizeAttrs, axis: int, n_in: int) -> tuple[np.ndarray
     return np.clip(raw, 0, n_in - 1).astype(np.int32), weights.astype(np.float32)
 
 
+def _resize_pass(
+    ctx: KernelContext, node: Node, axis: int, view: tuple[int, int, int], src: str, dst: str
+) -> str:
+    """One resize.h call resizing `axis` of src, seen as [outer][n_in][inner], into dst."""
+    attrs: O.ResizeAttrs = node.attrs
+    outer, n_in, inner = view
+    dims = f"{src}, {dst}, {outer}, {n_in}, {attrs.sizes[axis]}, {inner}"
+    if attrs.mode is O.ResizeMode.NEAREST:  # a copy of rows: any element type
+        table = ctx.add_weight(nearest_table(attrs, axis, n_in), f"{node.name} axis {axis} rows")
+        return f"xg_resize_nearest_{node.inputs[0].dtype.c_type}({dims}, {table});"
+    idx, weights = interpolation_table(attrs, axis, n_in)
+    table = ctx.add_weight(idx, f"{node.name} axis {axis} indices")
+    wts = ctx.add_weight(weights, f"{node.name} axis {axis} weights")
+    return f"xg_resize_axis({dims}, {idx.shape[1]}, {table}, {wts});"
+
+
 @lowering(Op.RESIZE)
 def lower_resize(ctx: KernelContext, node: Node) -> str:
-    _float_only(node)
     x, y = node.inputs[0], node.outputs[0]
     attrs: O.ResizeAttrs = node.attrs
-    shape = list(x.shape)
+    if attrs.mode is O.ResizeMode.NEAREST:
+        _check_dtypes(node, tuple(DType))
+    else:
+        _check_dtypes(node, FLOAT32, by=f" by mode {attrs.mode.value}")
+    if x.shape == attrs.sizes:  # onnxruntime copies whatever the scales say
+        return f"memcpy({ctx.ptr(y)}, {ctx.ptr(x)}, {x.type.nbytes});"
     axes = [
         i for i, (d, s) in enumerate(zip(x.shape, attrs.sizes, strict=True))
         if d != s or attrs.scales[i] != 1.0
     ]  # fmt: skip
-    if not axes:
-        return f"memcpy({ctx.ptr(y)}, {ctx.ptr(x)}, {x.type.nbytes});"
-    sizes = []
+    shape, sizes = list(x.shape), []
     for axis in axes[:-1]:
         shape[axis] = attrs.sizes[axis]
         sizes.append(prod(shape))
-    buffers = _ping_pong(ctx, sizes)
+    buffers = _ping_pong(ctx, sizes, x.dtype)
     lines, src, shape = [], ctx.ptr(x), list(x.shape)
     for i, axis in enumerate(axes):
-        idx, weights = resize_table(attrs, axis, shape[axis])
-        outer, n_in, inner = _axis_view(shape, axis)
-        shape[axis] = attrs.sizes[axis]
         dst = ctx.ptr(y) if i == len(axes) - 1 else buffers[i % 2]
-        table = ctx.add_weight(idx, f"{node.name} axis {axis} indices")
-        wts = ctx.add_weight(weights, f"{node.name} axis {axis} weights")
-        lines.append(
-            f"xg_resize_axis({src}, {dst}, {outer}, {n_in}, {shape[axis]}, {inner}, "
-            f"{idx.shape[1]}, {table}, {wts});"
-        )
+        lines.append(_resize_pass(ctx, node, axis, _axis_view(shape, axis), src, dst))
+        shape[axis] = attrs.sizes[axis]
         src = dst
     return "\n".join(lines)

@@ -170,4 +170,3 @@ clean:
 
 .PHONY: all clean
 """
-

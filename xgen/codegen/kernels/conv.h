@@ -3,7 +3,9 @@
  * Spatial geometry is always 3-D: lower ranks are padded with leading size-1 dims (kernel 1,
  * stride 1, pad 0, dilation 1), so one code path serves Conv1d/2d/3d. Arrays of 3 longs:
  * in, out (spatial sizes), ker, stride, pad (begin pads; the end pads follow from out), dil.
- * Weights arrive packed for xg_sgemm at compile time, one matrix per group, wstride floats apart.
+ * Constant weights arrive packed for xg_sgemm at compile time (wp), one matrix per group, wstride
+ * floats apart; a weight computed at run time (e.g. a graph input) comes as the plain ONNX tensor
+ * (w, with wp NULL and wstride the floats of one group's slice) and xg_sgemm packs it as it goes.
  */
 #ifndef XG_CONV_H
 #define XG_CONV_H
@@ -88,13 +90,13 @@ static void xg_fill_channels(float *y, long batch, long channels, long npix, con
 }
 
 /* Conv as GEMM per (image, group): Y_g = W_g @ im2col(X_g); a 1x1, stride-1, unpadded conv
- * multiplies X_g directly. work: the packed im2col buffer (unless direct, round_up(npix, 16) * K
- * floats) then xg_sgemm's work. */
-static void xg_conv(const float *x, const float *wpacked, long wstride, const float *bias,
-                    float *y, long batch, long cin, long cout, long group, const long *in,
-                    const long *out,
-                    const long *ker, const long *stride, const long *pad, const long *dil,
-                    float *work)
+ * multiplies X_g directly. W_g is [cout_g][K] (a plain w is row-major [Cout][Cin/g * taps]).
+ * work: the packed im2col buffer (unless direct, round_up(npix, 16) * K floats) then xg_sgemm's
+ * work. */
+static void xg_conv(const float *x, const float *wp, const float *w, long wstride,
+                    const float *bias, float *y, long batch, long cin, long cout, long group,
+                    const long *in, const long *out, const long *ker, const long *stride,
+                    const long *pad, const long *dil, float *work)
 {
     long cin_g = cin / group, cout_g = cout / group, taps = xg_prod3(ker);
     long K = cin_g * taps, npix = xg_prod3(out), plane = xg_prod3(in);
@@ -106,7 +108,8 @@ static void xg_conv(const float *x, const float *wpacked, long wstride, const fl
         for (long g = 0; g < group; g++) {
             const float *xg = x + (n * cin + g * cin_g) * plane;
             if (!direct) xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, col);
-            xg_sgemm(cout_g, npix, K, 1.0f, wpacked + g * wstride, NULL, 0, 0,
+            const float *wg = (wp ? wp : w) + g * wstride;
+            xg_sgemm(cout_g, npix, K, 1.0f, wp ? wg : NULL, wp ? NULL : wg, K, 1,
                      direct ? NULL : col, xg, npix, 1, bias ? 1.0f : 0.0f,
                      y + (n * cout + g * cout_g) * npix, npix, gemm_work);
         }
@@ -186,14 +189,14 @@ static void xg_col2im(const float *col, long channels, const long *in, const lon
     }
 }
 
-/* ConvTranspose per (image, group): col = W_g^T @ X_g (W packed as [Cout/g*k x Cin/g]),
- * then col2im scatters onto y, which starts as the bias. in/out are the input and output
- * spatial sizes. work: the col buffer then xg_sgemm's work. */
-static void xg_conv_transpose(const float *x, const float *wpacked, long wstride,
+/* ConvTranspose per (image, group): col = W_g^T @ X_g, then col2im scatters onto y, which
+ * starts as the bias. W_g^T is [cout_g * taps][cin_g] (a plain w is row-major
+ * [Cin][Cout/g * taps], read transposed). in/out are the input and output spatial sizes.
+ * work: the col buffer then xg_sgemm's work. */
+static void xg_conv_transpose(const float *x, const float *wp, const float *w, long wstride,
                               const float *bias, float *y, long batch, long cin, long cout,
-                              long group, const long *in,
-                              const long *out, const long *ker, const long *stride,
-                              const long *pad, const long *dil, float *work)
+                              long group, const long *in, const long *out, const long *ker,
+                              const long *stride, const long *pad, const long *dil, float *work)
 {
     long cin_g = cin / group, cout_g = cout / group, taps = xg_prod3(ker);
     long M = cout_g * taps, npix = xg_prod3(in), oplane = xg_prod3(out);
@@ -201,7 +204,8 @@ static void xg_conv_transpose(const float *x, const float *wpacked, long wstride
     xg_fill_channels(y, batch, cout, oplane, bias);
     for (long n = 0; n < batch; n++) {
         for (long g = 0; g < group; g++) {
-            xg_sgemm(M, npix, cin_g, 1.0f, wpacked + g * wstride, NULL, 0, 0, NULL,
+            const float *wg = (wp ? wp : w) + g * wstride;
+            xg_sgemm(M, npix, cin_g, 1.0f, wp ? wg : NULL, wp ? NULL : wg, 1, M, NULL,
                      x + (n * cin + g * cin_g) * npix, npix, 1, 0.0f, col, npix, work + M * npix);
             xg_col2im(col, cout_g, in, out, ker, stride, pad, dil,
                       y + (n * cout + g * cout_g) * oplane);

@@ -1,10 +1,11 @@
-/* Resize along one axis: x viewed as [outer][nin][inner] -> y [outer][nout][inner], output row j
- * the weighted sum of `taps` input rows idx[j*taps + t] with weights w[j*taps + t]. The lowering
- * computes the tables at compile time for every mode and coordinate transform (nearest: 1 tap,
- * linear: 2, cubic: 4) and chains one pass per resized axis: these modes are separable. */
+/* Resize along one axis: x viewed as [outer][nin][inner] -> y [outer][nout][inner]. The lowering
+ * computes the per-row tables at compile time for every mode and coordinate transform and chains
+ * one pass per resized axis: these modes are separable. */
 #ifndef XG_RESIZE_H
 #define XG_RESIZE_H
 
+/* Interpolation (float32): output row j is the weighted sum of `taps` input rows idx[j*taps + t]
+ * with weights w[j*taps + t] (linear: 2 taps, cubic: 4). */
 static void xg_resize_axis(const float *x, float *y, long outer, long nin, long nout, long inner,
                            long taps, const int32_t *idx, const float *w)
 {
@@ -21,5 +22,25 @@ static void xg_resize_axis(const float *x, float *y, long outer, long nin, long 
         }
     }
 }
+
+/* Nearest: output row j is a copy of input row idx[j], so any element type works; one instance
+ * per C type T (xg_resize_nearest_float, xg_resize_nearest_int64_t, ...). */
+#define XG_DEFINE_RESIZE_NEAREST(T)                                                             \
+    static void xg_resize_nearest_##T(const T *x, T *y, long outer, long nin, long nout,        \
+                                      long inner, const int32_t *idx)                           \
+    {                                                                                           \
+        _Pragma("omp parallel for schedule(static) if (outer * nout * inner > XG_PARALLEL_MIN)")\
+        for (long oj = 0; oj < outer * nout; oj++) {                                            \
+            const T *row = x + (oj / nout * nin + idx[oj % nout]) * inner;                      \
+            T *dst = y + oj * inner;                                                            \
+            for (long i = 0; i < inner; i++) dst[i] = row[i];                                   \
+        }                                                                                       \
+    }
+
+XG_DEFINE_RESIZE_NEAREST(float)
+XG_DEFINE_RESIZE_NEAREST(int64_t)
+XG_DEFINE_RESIZE_NEAREST(int32_t)
+XG_DEFINE_RESIZE_NEAREST(int8_t)
+XG_DEFINE_RESIZE_NEAREST(uint8_t)
 
 #endif /* XG_RESIZE_H */

@@ -22,6 +22,9 @@ from xgen.errors import (
 )
 
 
+OPSET = [helper.make_opsetid("", 17)]
+
+
 def small_model(op_type: str = "Relu", bias: float | None = None) -> onnx.ModelProto:
     """x[2,3] -> op -> (+ bias, a constant that makes the model's content unique) -> y."""
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
@@ -183,3 +186,24 @@ def test_constant_inputs_fix_a_shape_input():
 def test_bad_constant_inputs(constants, match):
     with pytest.raises(ShapeError, match=match):
         xgen.compile(reshape_model(), constant_inputs=constants)
+
+
+def test_value_written_twice_is_named():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "twice", [x], [y]), opset_imports=OPSET)
+    with pytest.raises(ModelLoadError, match="'Neg -> y' writes 'y', which is already defined"):
+        xgen.compile(model)
+
+
+def test_model_without_outputs():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
+    model = helper.make_model(helper.make_graph([], "empty", [x], []), opset_imports=OPSET)
+    with pytest.raises(ModelLoadError, match="no outputs"):
+        xgen.compile(model)
+
+
+def test_negative_threads():
+    with pytest.raises(ValueError, match="threads must be a non-negative int"):
+        xgen.compile(small_model(), threads=-1)

@@ -287,6 +287,8 @@ def import_onnx(
     for proto in onnx_graph.node:
         _convert_node(ctx, proto)
 
+    if not onnx_graph.output:
+        raise ModelLoadError("the model declares no outputs")
     ctx.graph.outputs = _bind_outputs(ctx, [o.name for o in onnx_graph.output])
     _remove_dead_nodes(ctx.graph)
     return ctx.graph
@@ -320,6 +322,8 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
             raise NonConstantInputError(e.op, e.node, e.value, e.detail + hint) from None
         raise
     for name, value in zip(proto.output, outputs, strict=False):
+        if name in ctx.values:
+            raise ModelLoadError(f"node {label!r} writes {name!r}, which is already defined")
         if name:
             ctx.values[name] = value
 

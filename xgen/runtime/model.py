@@ -33,6 +33,7 @@ class CompiledModel:
     """A model compiled to C. Call it with arrays, or run({name: array}) for a dict of outputs."""
 
     def __init__(self, model: GeneratedModel, library: Path, threads: int | None = None):
+        self.threads = threads  # validates
         self._model, self._library = model, Path(library)
         lib = ctypes.CDLL(str(self._library))
         self._run = lib.xgen_run
@@ -47,7 +48,6 @@ class CompiledModel:
             raise XgenError(f"{library} does not match its model description (arena size)")
         self._weights = aligned_bytes(len(model.weights), model.weights)
         self._arena = aligned_bytes(model.arena_bytes)
-        self._threads = threads or 0
         self._lock = threading.Lock()  # one arena: runs of one model are serialised
 
     # ---- description -------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from xgen.errors import (
     XgenError,
 )
 
-
 OPSET = [helper.make_opsetid("", 17)]
 
 

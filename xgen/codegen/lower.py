@@ -8,12 +8,14 @@ The emitter (emit.py) owns buffers, the weight blob and the arena; lowerings ask
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from math import prod
 from typing import Protocol
 
 import numpy as np
 
-from xgen.ir import Node, Op, Value
+from xgen.errors import UnsupportedOpError
+from xgen.ir import DType, Node, Op, Value
 
 
 class KernelContext(Protocol):
@@ -65,3 +67,50 @@ def c_float(x: float) -> str:
 def c_ints(values: tuple[int, ...] | list[int]) -> str:
     """A C compound literal of longs: (const long[]){1, 2, 3}."""
     return "(const long[]){" + ", ".join(str(int(v)) for v in values) + "}" if values else "NULL"
+
+
+def round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+FLOAT32 = (DType.FLOAT32,)
+NUMERIC = (DType.FLOAT32, DType.INT64, DType.INT32, DType.INT8, DType.UINT8)  # see reduce.h
+
+
+def unsupported(node: Node, detail: str) -> UnsupportedOpError:
+    """The error for a variant of node's op that the code generator lacks."""
+    return UnsupportedOpError(node.op.value, node.name, detail=detail)
+
+
+def check_dtypes(node: Node, allowed: Collection[DType] = FLOAT32, by: str = "") -> None:
+    """Inputs of a dtype the kernels have no instance for get a clear error, not wrong C."""
+    for v in node.inputs:
+        if v.dtype not in allowed:
+            names = ", ".join(d.value for d in allowed)
+            raise unsupported(node, f"input {v.name} is {v.dtype.value} (supported{by}: {names})")
+
+
+def ptr_or_null(ctx: KernelContext, value: Value | None) -> str:
+    return ctx.ptr(value) if value is not None else "NULL"
+
+
+def scratch_arrays(
+    ctx: KernelContext, counts: Sequence[int], dtype: DType = DType.FLOAT32
+) -> list[str]:
+    """Pointers to consecutive 64-byte aligned scratch regions of counts[i] elements of dtype."""
+    offsets, total = [], 0
+    for n in counts:
+        offsets.append(total)
+        total += round_up(max(n, 1) * dtype.itemsize, 64)
+    base = ctx.scratch(total)
+    return [f"({dtype.c_type} *)({base} + {off})" for off in offsets]
+
+
+def ping_pong(ctx: KernelContext, sizes: list[int], dtype: DType) -> list[str]:
+    """Two scratch buffers for a chain of passes: pass i writes buffer i % 2 (sizes[i] elements)."""
+    return scratch_arrays(ctx, [max(sizes[0::2], default=0), max(sizes[1::2], default=0)], dtype)
+
+
+def axis_view(shape: Sequence[int], axis: int) -> tuple[int, int, int]:
+    """(outer, n, inner) of a dense tensor seen along one axis."""
+    return prod(shape[:axis]), shape[axis], prod(shape[axis + 1 :])

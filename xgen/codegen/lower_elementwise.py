@@ -18,8 +18,7 @@ from xgen.codegen.loops import (
     contiguous_strides,
     loop_nest,
 )
-from xgen.codegen.lower import KernelContext, c_float, c_ints, lowering
-from xgen.errors import UnsupportedOpError
+from xgen.codegen.lower import KernelContext, c_float, c_ints, lowering, unsupported
 from xgen.ir import DType, Node, Op, Value
 from xgen.ir import ops as O
 
@@ -85,7 +84,7 @@ def _unary_expr(node: Node) -> tuple[str, int]:
             return f"x < 0.0f ? {c_float(a.alpha)} * expm1f(x) : x", TRANSCENDENTAL
     elif op in _INT_UNARY:
         return _INT_UNARY[op], 1
-    raise _unsupported(node, f"no C lowering for {dtype.value} inputs")
+    raise unsupported(node, f"no C lowering for {dtype.value} inputs")
 
 
 def _cast_expr(src: DType, dst: DType) -> str:
@@ -142,10 +141,6 @@ def _binary_expr(node: Node) -> tuple[str, int]:
         Op.MAX: ("a > b ? a : b", 1),
         Op.MIN: ("a < b ? a : b", 1),
     }[op]
-
-
-def _unsupported(node: Node, detail: str) -> UnsupportedOpError:
-    return UnsupportedOpError(node.op.value, node.name, detail=detail)
 
 
 # ---- shared emission ---------------------------------------------------------------------------
@@ -300,7 +295,7 @@ def lower_pad(ctx: KernelContext, node: Node) -> str:
     (x,), (out,), a = node.inputs, node.outputs, node.attrs
     rank = len(x.shape)
     if not 1 <= rank <= _MAX_PAD_RANK:
-        raise _unsupported(node, f"Pad supports ranks 1..{_MAX_PAD_RANK}, got {rank}")
+        raise unsupported(node, f"Pad supports ranks 1..{_MAX_PAD_RANK}, got {rank}")
     # Negative pads crop first; the crop is what reflect, edge and wrap then pad from.
     start = [max(-p, 0) for p in a.pads[:rank]]
     size = [n - s - max(-e, 0) for n, s, e in zip(x.shape, start, a.pads[rank:], strict=True)]

@@ -6,10 +6,10 @@
  *   blocking     xg_sgemm: K blocks of XG_GEMM_KC; per block B (and A unless packed at compile time)
  *                is packed cooperatively, then threads share the (row block, column panel) tiles.
  *
- * Packed A (also produced at compile time for constant weights, see lower_nn.pack_gemm_a): for each
+ * Packed A (also produced at compile time for constant weights, see lower_gemm.pack_gemm_a): for each
  * K block of depth kc, the rows in panels of XG_GEMM_MR, each panel kc x MR floats k-major,
  * rows past M zero. A K block starts at float offset round_up(M, MR) * k0.
- * Packed B (likewise from lower_nn.pack_gemm_b): per K block, the columns in panels of XG_GEMM_NP,
+ * Packed B (likewise from lower_gemm.pack_gemm_b): per K block, the columns in panels of XG_GEMM_NP,
  * each kc x NP floats k-major; a K block starts at float offset round_up(N, NP) * k0.
  * Operands are addressed with a row and a column stride, so transposes cost nothing extra here.
  */
@@ -156,7 +156,7 @@ static void xg_pack_b_panel(long N, long kc, long k0, const float *B, long rsb, 
     }
 }
 
-/* Floats of work memory xg_sgemm needs at most (mirrored by lower_nn.gemm_work_floats). */
+/* Floats of work memory xg_sgemm needs at most (mirrored by lower_gemm.gemm_work_floats). */
 static inline long xg_sgemm_work_floats(long M, long N, long K)
 {
     long kc = K < XG_GEMM_KC ? K : XG_GEMM_KC;

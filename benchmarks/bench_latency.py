@@ -1,7 +1,8 @@
-"""xgen vs onnxruntime latency on the model zoo; prints a markdown table (see BENCHMARKS.md).
+"""xgen vs onnxruntime, OpenVINO, PyTorch eager and torch.compile latency on the model zoo;
+prints a markdown table (see BENCHMARKS.md; the code is xgen/bench/).
 
 .venv/bin/python benchmarks/bench_latency.py [--models resnet18 ...] [--rounds 20]
-    [--threads 2] [--json results.json]
+    [--threads 2] [--peers ort openvino eager compile] [--no-peak] [--json results.json]
 """
 
 import sys

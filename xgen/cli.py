@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
     p.set_defaults(handler=cmd_info)
 
-    p = sub.add_parser("bench", help="latency of xgen vs onnxruntime on the model zoo "
-                       "(see xgen bench --help)", add_help=False)  # fmt: skip
+    p = sub.add_parser("bench", help="latency of xgen vs onnxruntime, OpenVINO and PyTorch "
+                       "on the model zoo (see xgen bench --help)", add_help=False)  # fmt: skip
     p.set_defaults(handler=cmd_bench)
 
     p = sub.add_parser("demo", help="classify two photos with EfficientNet-Lite0")

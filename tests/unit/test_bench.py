@@ -1,0 +1,90 @@
+"""The pure parts of xgen.bench: ratios, the output agreement check and the markdown table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xgen.bench.peak import sgemm_peak
+from xgen.bench.peers import PEERS, Peer, available, rss_bytes
+from xgen.bench.report import BenchResult, PeerResult, RunInfo, markdown, relative_error
+
+
+def result(peers: dict[str, PeerResult]) -> BenchResult:
+    return BenchResult("net", 2_000_000_000, 10.0, 3 * 2**20, 1.5, 0.25, peers)
+
+
+def test_ratio_is_xgen_over_peer():
+    r = result({"ort": PeerResult(20.0, 0.0), "eager": PeerResult(5.0, 0.0)})
+    assert r.ratio("ort") == pytest.approx(0.5)  # xgen twice as fast
+    assert r.ratio("eager") == pytest.approx(2.0)
+    assert r.ratio("openvino") is None  # did not run
+    assert r.gflops_per_s == pytest.approx(200.0)  # 2 GFLOP in 10 ms
+
+
+def test_relative_error_scales_by_the_reference():
+    ref = [np.array([[1.0, -4.0]], np.float32), np.array([2.0], np.float32)]
+    close = [ref[0] + np.float32(2e-3), ref[1]]
+    assert relative_error(ref, close) == pytest.approx(2e-3 / 4, rel=1e-3)
+    assert relative_error(ref, ref) == 0.0
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        [np.zeros((1, 2), np.float32)],  # an output missing
+        [np.zeros((2, 1), np.float32), np.zeros(1, np.float32)],  # a wrong shape
+        [np.array([[np.nan, 0.0]], np.float32), np.zeros(1, np.float32)],  # NaN
+    ],
+)
+def test_relative_error_is_infinite_for_mismatched_outputs(other):
+    ref = [np.array([[1.0, -4.0]], np.float32), np.array([2.0], np.float32)]
+    assert relative_error(ref, other) == float("inf")
+
+
+def test_agreement_threshold():
+    r = result({"ort": PeerResult(20.0, 1e-3), "openvino": PeerResult(8.0, 2e-3)})
+    assert r.peers["ort"].agrees and not r.peers["openvino"].agrees
+    assert r.disagreeing() == {"openvino": 2e-3}
+
+
+def test_markdown_table():
+    peers = {"ort": PeerResult(20.0, 1e-5, 40 * 2**20), "compile": PeerResult(8.0, 0.5)}
+    info = RunInfo(threads=2, rounds=10, peak_gflops=400.0, spin=False)
+    text = markdown([result(peers)], ["ort", "openvino", "compile"], ["ort", "openvino"], info)
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| model | GFLOP"))
+    assert "| xgen/ort | xgen/openvino | xgen/compile |" in header
+    assert "below 1 means xgen is faster" in text and "400.0 GFLOP/s" in text
+    assert "OMP_WAIT_POLICY=passive, onnxruntime allow_spinning=0" in text
+    # 2 GFLOP, 10 ms; ort 20 ms (0.50x); openvino absent; compile 8 ms (1.25x) and disagrees;
+    # 200 GFLOP/s is 50% of the 400 GFLOP/s peak.
+    row = "| net | 2.00 | 10.00 | 20.00 | - | 8.00 | 0.50x | - | 1.25x | 200.0 | 50% |"
+    assert row + " DIFFER compile 5.0e-01 |" in lines
+    assert "| net | 3 | 40 | - | 1.5 | 0.25 |" in lines
+    tables = [block.splitlines() for block in text.split("\n\n") if block.startswith("|")]
+    assert len(tables) == 2
+    for table in tables:  # every row, the separator too, has as many cells as the header
+        assert len({line.count("|") for line in table}) == 1
+
+
+def test_markdown_without_peak():
+    text = markdown([result({})], [], [], RunInfo(threads=2, rounds=3, peak_gflops=None, spin=True))
+    assert "not measured" in text
+    assert "| net | 2.00 | 10.00 | 200.0 | - | ok |" in text
+
+
+def test_peers_are_named_and_rss_is_read():
+    assert list(PEERS) == ["ort", "openvino", "eager", "compile"]
+    assert rss_bytes() > 0
+
+
+def test_sgemm_peak_on_a_small_problem():
+    assert sgemm_peak(threads=1, size=64) > 0
+
+
+def test_a_peer_that_cannot_be_imported_is_skipped(monkeypatch, capsys):
+    absent = Peer("absent", "no_such_package_xgen", PEERS["ort"].create, owns_weights=True)
+    monkeypatch.setitem(PEERS, "absent", absent)
+    assert [p.name for p in available(["absent", "ort"])] == ["ort"]
+    assert "skipping peer absent: cannot import no_such_package_xgen" in capsys.readouterr().out

@@ -1,0 +1,84 @@
+"""GFLOP/s of xg_sgemm (codegen/kernels/gemm.h) alone: the machine's measured sgemm peak.
+
+Compiles the kernel headers with a one-function wrapper, without generating any model. Used by
+xgen.bench (the peak that achieved GFLOP/s are compared with) and benchmarks/gemm_peak.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from xgen.codegen.cc import find_compiler
+from xgen.codegen.emit import kernel_headers
+
+# The headers go first, in the generator's order (later ones use the earlier ones' types).
+WRAPPER = """
+long work_floats(long m, long n, long k) { return xg_sgemm_work_floats(m, n, k); }
+void sgemm(long m, long n, long k, const float *a, const float *b, float *c, float *work,
+           int threads) {
+    omp_set_num_threads(threads);
+    xg_sgemm(m, n, k, 1.0f, NULL, a, k, 1, NULL, b, n, 1, 0.0f, c, n, NULL, work);
+}
+"""
+PEAK_SIZE = 2048  # square problem for the peak: large enough that packing costs little
+PEAK_REPEATS = 10  # the best of several, as other work on a shared machine slows some of them
+
+
+@contextmanager
+def sgemm_library() -> Iterator[ctypes.CDLL]:
+    """The wrapper compiled into a temporary shared library."""
+    with tempfile.TemporaryDirectory() as directory:
+        source = Path(directory) / "gemm_bench.c"
+        library = Path(directory) / "gemm_bench.so"
+        includes = "".join(f'#include "{h}"\n' for h in kernel_headers())
+        source.write_text(includes + WRAPPER)
+        flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+        cc = [find_compiler().path, *flags, str(source), "-o", str(library), "-lm"]
+        done = subprocess.run(cc, capture_output=True, text=True)
+        if done.returncode:
+            errors = [line for line in done.stderr.splitlines() if "error" in line]
+            raise RuntimeError(f"the sgemm wrapper does not compile: {errors[:1]}")
+        lib = ctypes.CDLL(str(library))
+        lib.work_floats.restype = ctypes.c_long
+        lib.work_floats.argtypes = [ctypes.c_long] * 3
+        lib.sgemm.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 4 + [ctypes.c_int]
+        yield lib
+
+
+def measure(
+    lib: ctypes.CDLL, m: int, n: int, k: int, threads: int, repeats: int = 3
+) -> tuple[float, float]:
+    """(best GFLOP/s over repeats, max relative error against numpy)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    c = np.empty((m, n), np.float32)
+    work = np.empty(lib.work_floats(m, n, k) + 16, np.float32)
+    ptrs = [x.ctypes.data for x in (a, b, c, work)]
+    lib.sgemm(m, n, k, *ptrs, threads)
+    expected = a @ b
+    error = float(np.abs(c - expected).max() / np.abs(expected).max())
+    repeats = max(repeats, int(2e9 / (2 * m * n * k)))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        lib.sgemm(m, n, k, *ptrs, threads)
+        best = min(best, time.perf_counter() - start)
+    return 2 * m * n * k / best / 1e9, error
+
+
+def sgemm_peak(threads: int, size: int = PEAK_SIZE) -> float:
+    """Best GFLOP/s of xg_sgemm on a size^3 problem with this many threads."""
+    with sgemm_library() as lib:
+        gflops, error = measure(lib, size, size, size, threads, PEAK_REPEATS)
+    if error > 1e-4:
+        raise ArithmeticError(f"xg_sgemm is wrong at {size}^3 (relative error {error:.1e})")
+    return gflops

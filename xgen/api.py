@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from xgen import passes
 from xgen.codegen.cc import compile_shared
 from xgen.codegen.emit import generate
 from xgen.errors import XgenError
@@ -30,6 +32,7 @@ def compile(
     threads: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     debug: bool = False,
+    optimize: bool = True,
 ) -> CompiledModel:
     """Compile a model to C and load it.
 
@@ -40,10 +43,14 @@ def compile(
     value of inputs that must be known at compile time (a shape or axes tensor). threads caps
     the threads a run uses (default: OpenMP's).
     cache_dir overrides $XGEN_CACHE_DIR / ~/.cache/xgen; debug verifies the IR between steps.
+    optimize=False skips the graph passes (BatchNormalization folding, fused epilogues).
     """
     graph = _import(model, input_shapes, example_inputs, constant_inputs)
-    if debug or debug_enabled():
+    debug = debug or debug_enabled()
+    if debug:
         verify(graph, after="import")
+    if optimize:
+        graph = passes.optimize(graph, debug)
     generated = generate(graph)
     library = compile_shared(generated.source, cache_dir)
     return CompiledModel(generated, library, threads)
@@ -64,7 +71,7 @@ def _import(
     constant_inputs: Mapping[str, np.ndarray] | None,
 ) -> Graph:
     if isinstance(model, Graph):
-        return model
+        return _copy(model)  # the passes rewrite in place; the caller's graph stays as it was
     if isinstance(model, str | os.PathLike | bytes | onnx.ModelProto):
         if example_inputs is not None:
             raise XgenError(
@@ -82,6 +89,12 @@ def _import(
         f"cannot compile a {type(model).__name__}: give an ONNX path, bytes, an onnx.ModelProto "
         "or a torch.nn.Module"
     )
+
+
+def _copy(graph: Graph) -> Graph:
+    """A copy of graph's structure sharing its constants' (read-only) arrays."""
+    memo = {id(v.data): v.data for v in graph.constants()}
+    return copy.deepcopy(graph, memo)
 
 
 def _is_torch_module(model: object) -> bool:

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from itertools import product
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
 from harness import make_model, run_onnxruntime
+from onnx import helper, numpy_helper
 
 from xgen.ir import DType, Graph, Op, Value
 from xgen.ir import ops as O
@@ -142,6 +144,10 @@ CONV_CASES = [
     (2, 17, 33, (9, 11), (3, 3), (2, 2), (0, 1, 2, 0), (1, 1), 1, True),
     (2, 19, 19, (9, 11), (3, 3), (2, 1), (1, 1, 1, 1), (2, 2), 19, True),  # depthwise
     (1, 32, 32, (7, 7), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 32, False),  # depthwise
+    (2, 24, 24, (15, 14), (3, 3), (2, 2), (1, 0, 0, 1), (1, 1), 24, True),  # depthwise
+    (1, 6, 6, (2, 3, 9), (1, 2, 3), (1, 1, 2), (0, 1, 1, 0, 0, 1), (1, 1, 2), 6, True),  # 3-D dw
+    (2, 5, 5, (17,), (3,), (2,), (1, 1), (1,), 5, True),  # 1-D depthwise
+    (1, 2, 2, (260, 250), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, True),  # dw, big planes
     (1, 12, 18, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3, True),
     (2, 8, 16, (5, 5), (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 8, True),  # channel multiplier 2
     (1, 65, 20, (7, 7), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, False),  # 1x1 as GEMM
@@ -496,3 +502,107 @@ def test_resize(exclude_outside: bool) -> None:
         cases.add(f"resize {mode} {transform.value} {nearest.value} {shape}->{sizes}",
                   Op.RESIZE, [x], attrs, expect)  # fmt: skip
     cases.check(rtol=1e-5, atol=1e-5)
+
+
+# ---- fused epilogues: Conv / Gemm + residual Add + Relu / Clip --------------------------------
+
+EPILOGUES = [("Add", "Relu"), ("Clip",), ("Add",), ("Relu",), ("Add", "Clip")]
+
+
+class EpilogueModel:
+    """An ONNX model of one op + epilogue chain per case (a residual Add of a fresh input, Relu,
+    Clip 0..6), one graph output each."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits = [numpy_helper.from_array(np.float32(v), n) for n, v in (("lo", 0), ("hi", 6))]
+        self.feeds: dict[str, np.ndarray] = {}
+        self.outputs: list[str] = []
+
+    def input(self, name: str, shape: tuple[int, ...]) -> str:
+        self.feeds[name] = RNG.uniform(-2, 2, shape).astype(np.float32)
+        return name
+
+    def const(self, name: str, shape: tuple[int, ...]) -> str:
+        self.inits.append(
+            numpy_helper.from_array(RNG.uniform(-1, 1, shape).astype(np.float32), name)
+        )
+        return name
+
+    def chain(
+        self,
+        op: str,
+        inputs: list[str],
+        attrs: dict,
+        out_shape: tuple[int, ...],
+        tail: tuple[str, ...],
+    ) -> None:
+        i = len(self.outputs)
+        out = f"{op.lower()}{i}"
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        for step in tail:
+            extra = {"Add": [self.input(f"res{i}", out_shape)], "Clip": ["lo", "hi"]}
+            self.nodes.append(helper.make_node(step, [out, *extra.get(step, [])], [f"{step}{i}"]))
+            out = f"{step}{i}"
+        self.outputs.append(out)
+
+    def model(self) -> onnx.ModelProto:
+        inputs = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, a.shape)
+                  for n, a in self.feeds.items()]  # fmt: skip
+        outputs = [onnx.ValueInfoProto(name=o) for o in self.outputs]
+        graph = helper.make_graph(self.nodes, "epilogues", inputs, outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        inferred = {
+            v.name: v.type for v in onnx.shape_inference.infer_shapes(model).graph.value_info
+        }
+        for out in model.graph.output:
+            out.type.CopyFrom(inferred[out.name])
+        return model
+
+    def check(self, fused_ops: set[str]) -> None:
+        """xgen fused and unfused, and the numpy reference of the fused graph, against
+        onnxruntime; fused_ops: the op types left after fusion."""
+        import xgen
+        from xgen import passes, reference
+        from xgen.frontend.onnx import import_onnx
+
+        model = self.model()
+        graph = passes.optimize(import_onnx(model, None, None), debug=True)
+        assert set(graph.op_counts()) == fused_ops, graph.op_counts()
+        results = {
+            "fused": xgen.compile(model).run(self.feeds),
+            "unfused": xgen.compile(model, optimize=False).run(self.feeds),
+            "reference of fused": reference.run(graph, self.feeds),
+        }
+        want = run_onnxruntime(model, self.feeds)
+        for out, expect in zip(self.outputs, want, strict=True):
+            for label, got in results.items():
+                np.testing.assert_allclose(
+                    got[out], expect, rtol=1e-4, atol=1e-4, err_msg=f"{label} {out}"
+                )
+
+
+def test_conv_fused_epilogue() -> None:
+    m = EpilogueModel()
+    for i, (n, cin, cout, hw, k, s, p, d, g, with_bias) in enumerate(CONV_CASES):
+        x, w = m.input(f"x{i}", (n, cin, *hw)), m.const(f"w{i}", (cout, cin // g, *k))
+        inputs = [x, w] + ([m.const(f"b{i}", (cout,))] if with_bias else [])
+        out_shape = (n, cout, *[(h + p[j] + p[j + len(hw)] - d[j] * (k[j] - 1) - 1) // s[j] + 1
+                               for j, h in enumerate(hw)])  # fmt: skip
+        attrs = dict(strides=s, pads=p, dilations=d, group=g, kernel_shape=k)
+        m.chain("Conv", inputs, attrs, out_shape, EPILOGUES[i % len(EPILOGUES)])
+    m.check({"Conv"})
+
+
+def test_gemm_fused_epilogue() -> None:
+    """Bias along N or M (the store adds it) or a full C (filled first); K past one K block."""
+    m = EpilogueModel()
+    cases = [((5, 300), (37, 300), (37,), True), ((17, 20), (20, 33), (17, 1), False),
+             ((3, 8), (8, 16), (3, 16), False), ((129, 70), (70, 9), (1, 9), False)]  # fmt: skip
+    for i, (a_shape, b_shape, c_shape, trans_b) in enumerate(cases):
+        a, b, c = m.input(f"a{i}", a_shape), m.const(f"w{i}", b_shape), m.const(f"c{i}", c_shape)
+        out_shape = (a_shape[0], b_shape[0] if trans_b else b_shape[1])
+        attrs = dict(transB=int(trans_b), beta=1.0 if i % 2 else 0.5)
+        m.chain("Gemm", [a, b, c], attrs, out_shape, EPILOGUES[i % len(EPILOGUES)])
+    m.check({"Gemm"})

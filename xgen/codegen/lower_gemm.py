@@ -63,6 +63,25 @@ def gemm_work_floats(m: int, n: int, k: int) -> int:
     return kc * (round_up(n, GEMM_NR_MAX) + round_up(m, GEMM_MR))
 
 
+# ---- the fused epilogue (kernels/activation.h) ---------------------------------------------
+
+
+def epilogue_arg(
+    ctx: KernelContext, node: Node, row_bias: str = "NULL", col_bias: str = "NULL"
+) -> str:
+    """The `const xg_epilogue *` argument: NULL, or a compound literal of the parts present."""
+    epilogue: O.Epilogue = node.attrs.epilogue
+    _, residual = O.split_epilogue_inputs(node.inputs, node.attrs)
+    fields = {"row_bias": row_bias, "col_bias": col_bias, "res": ptr_or_null(ctx, residual)}
+    parts = [f".{name} = {value}" for name, value in fields.items() if value != "NULL"]
+    if epilogue.activation is O.Activation.RELU:
+        parts.append(".clamp = 1, .lo = 0.0f, .hi = INFINITY")
+    elif epilogue.activation is O.Activation.CLIP:
+        lo, hi = c_float(epilogue.clip_min), c_float(epilogue.clip_max)
+        parts.append(f".clamp = 1, .lo = {lo}, .hi = {hi}")
+    return f"&(xg_epilogue){{{', '.join(parts)}}}" if parts else "NULL"
+
+
 # ---- convolution ---------------------------------------------------------------------------
 
 
@@ -107,16 +126,18 @@ def _weight_args(
 @lowering(Op.CONV)
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
-    x, w = node.inputs[:2]
-    bias = ptr_or_null(ctx, node.inputs[2] if len(node.inputs) == 3 else None)
+    inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
+    x, w = inputs[:2]
+    bias = ptr_or_null(ctx, inputs[2] if len(inputs) == 3 else None)
+    epilogue = epilogue_arg(ctx, node, row_bias=bias)
     y = node.outputs[0]
     batch, cin = x.shape[:2]
     cout, group = y.shape[1], node.attrs.group
     geometry = _geometry3(node, x.shape[2:], y.shape[2:])
     if group == cin == cout:
         return (
-            f"xg_conv_depthwise({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(y)}, {batch}, "
-            f"{cin}, {geometry});"
+            f"xg_conv_depthwise({ctx.ptr(x)}, {ctx.ptr(w)}, {ctx.ptr(y)}, {batch}, {cin}, "
+            f"{geometry},\n                  {epilogue});"
         )
     cin_g, cout_g = cin // group, cout // group
     k, npix = cin_g * prod(w.shape[2:]), prod(y.shape[2:])
@@ -132,8 +153,8 @@ def lower_conv(ctx: KernelContext, node: Node) -> str:
     col = 0 if direct and not any(node.attrs.pads) else k * round_up(npix, GEMM_NP)
     (work,) = scratch_arrays(ctx, [col + gemm_work_floats(cout_g, npix, k)])
     return (
-        f"xg_conv({ctx.ptr(x)}, {weight}, {bias}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, "
-        f"{group}, {geometry}, {work});"
+        f"xg_conv({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {group}, "
+        f"{geometry},\n        {epilogue}, {work});"
     )
 
 
@@ -178,6 +199,7 @@ def _gemm_call(
     out: str,
     alpha: float = 1.0,
     beta: float = 0.0,
+    epilogue: str = "NULL",
 ) -> str:
     """One xg_sgemm call; a constant operand is packed now, at compile time."""
     m, n, k = mnk
@@ -198,7 +220,7 @@ def _gemm_call(
     (work,) = scratch_arrays(ctx, [gemm_work_floats(m, n, k)])
     return (
         f"xg_sgemm({m}, {n}, {k}, {c_float(alpha)}, {a_args}, {b_args}, {c_float(beta)}, "
-        f"{out}, {n}, {work});"
+        f"{out}, {n}, {epilogue}, {work});"
     )
 
 
@@ -213,9 +235,11 @@ def lower_gemm(ctx: KernelContext, node: Node) -> str:
     # Strides of op(A) [m, k] and op(B) [k, n] over the stored row-major matrices.
     a_strides = (1, m) if attrs.trans_a else (k, 1)
     b_strides = (1, k) if attrs.trans_b else (n, 1)
+    inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
+    c = inputs[2] if len(inputs) == 3 and attrs.beta != 0.0 else None
+    bias = _bias_vector(ctx, c, attrs.beta, m, n) if c is not None else None
     code, beta = [], 0.0
-    if len(node.inputs) == 3 and attrs.beta != 0.0:
-        c = node.inputs[2]
+    if c is not None and bias is None:
         rows, cols = (1,) * (2 - len(c.shape)) + tuple(c.shape)
         strides = (cols if rows != 1 else 0, 1 if cols != 1 else 0)
         code.append(
@@ -223,10 +247,31 @@ def lower_gemm(ctx: KernelContext, node: Node) -> str:
             f"{c_float(attrs.beta)});"
         )
         beta = 1.0
+    epilogue = epilogue_arg(ctx, node, **(bias or {}))
     call = _gemm_call(
-        ctx, node, (m, n, k), a, a_strides, b, b_strides, ctx.ptr(y), attrs.alpha, beta
+        ctx, node, (m, n, k), a, a_strides, b, b_strides, ctx.ptr(y), attrs.alpha, beta, epilogue
     )
     return "\n".join([*code, call])
+
+
+def _bias_vector(
+    ctx: KernelContext, c: Value, beta: float, m: int, n: int
+) -> dict[str, str] | None:
+    """beta * C as the epilogue's column (or row) bias when C is a vector along N (or M), so the
+    store adds it; None when C must be filled into Y before the product instead."""
+    rows, cols = (1,) * (2 - len(c.shape)) + tuple(c.shape)
+    if rows == 1 and cols == n:
+        field = "col_bias"
+    elif cols == 1 and rows == m:
+        field = "row_bias"
+    else:
+        return None
+    if beta == 1.0:
+        return {field: ctx.ptr(c)}
+    if c.data is None:
+        return None
+    scaled = (np.float32(beta) * c.data.astype(np.float32)).ravel()
+    return {field: ctx.add_weight(scaled, "beta * C")}
 
 
 def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) -> list[int]:
@@ -265,6 +310,6 @@ def lower_matmul(ctx: KernelContext, node: Node) -> str:
             f"static const long b_off[] = {{{', '.join(map(str, b_off))}}};",
             f"for (long i = 0; i < {len(a_off)}; i++)",
             f"    xg_sgemm({m}, {n}, {k}, 1.0f, NULL, a + a_off[i], {k}, 1, NULL, b + b_off[i], "
-            f"{n}, 1, 0.0f, y + i * {m * n}, {n}, {work});",
+            f"{n}, 1, 0.0f, y + i * {m * n}, {n}, NULL, {work});",
         ]
     )

@@ -22,9 +22,9 @@ ARITY: dict[Op, tuple[int, int]] = {
     **{op: (2, 2) for op in O.BINARY_OPS},
     Op.WHERE: (3, 3),
     Op.BATCH_NORM: (5, 5),
-    Op.CONV: (2, 3),
+    Op.CONV: (2, 4),  # x, w, bias, then the epilogue's residual
     Op.CONV_TRANSPOSE: (2, 3),
-    Op.GEMM: (2, 3),
+    Op.GEMM: (2, 4),
     Op.MATMUL: (2, 2),
     Op.LAYER_NORM: (2, 3),
     Op.INSTANCE_NORM: (3, 3),
@@ -95,17 +95,29 @@ def _where(node: Node) -> list[TensorType]:
     return [TensorType(x.dtype, broadcast_shapes(cond.shape, x.shape, y.shape))]
 
 
+def _with_epilogue(node: Node, out: TensorType) -> list[TensorType]:
+    """out, after checking the arity without the residual and the residual's type."""
+    inputs, residual = O.split_epilogue_inputs(node.inputs, node.attrs)
+    if len(inputs) > 3:
+        raise ShapeError(f"{len(inputs)} inputs besides the residual (at most 3)")
+    if residual is not None and residual.type != out:
+        raise ShapeError(f"residual {residual.type} differs from the output {out}")
+    return [out]
+
+
 def _conv(node: Node) -> list[TensorType]:
     x, w = node.inputs[0].shape, node.inputs[1].shape
     a = node.attrs
     if len(x) != len(w) or x[1] != w[1] * a.group:
         raise ShapeError(f"input {x} and weight {w} do not fit a convolution with group={a.group}")
-    return [TensorType(node.inputs[0].dtype, _pool_like(node, w[2:], w[0]))]
+    return _with_epilogue(node, TensorType(node.inputs[0].dtype, _pool_like(node, w[2:], w[0])))
 
 
 def _conv_transpose(node: Node) -> list[TensorType]:
     x, w = node.inputs[0].shape, node.inputs[1].shape
     a = node.attrs
+    if not a.epilogue.is_plain:
+        raise ShapeError("ConvTranspose takes no epilogue")
     rank = len(x) - 2
     if x[1] != w[0]:
         raise ShapeError(f"input {x} and weight {w} do not fit a transposed convolution")
@@ -127,9 +139,10 @@ def _gemm(node: Node) -> list[TensorType]:
     k2, n = (b[1], b[0]) if node.attrs.trans_b else b
     if k != k2:
         raise ShapeError(f"Gemm inner dims differ: {a} and {b}")
-    if len(node.inputs) == 3:
-        broadcast_shapes(node.inputs[2].shape, (m, n))
-    return [TensorType(node.inputs[0].dtype, (m, n))]
+    inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
+    if len(inputs) == 3:
+        broadcast_shapes(inputs[2].shape, (m, n))
+    return _with_epilogue(node, TensorType(node.inputs[0].dtype, (m, n)))
 
 
 def matmul_shape(a: Shape, b: Shape) -> Shape:

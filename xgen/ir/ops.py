@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 
 from xgen.ir.dtypes import DType
+
+T = TypeVar("T")
 
 
 class MappingType(Enum):
@@ -208,6 +211,30 @@ class EpsilonAttrs:
     epsilon: float
 
 
+class Activation(Enum):
+    """The activations an Epilogue can apply; Relu and Clip (ReLU6) are what CNNs put there."""
+
+    NONE = "none"
+    RELU = "relu"
+    CLIP = "clip"  # min(max(v, clip_min), clip_max)
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """Work fused into the store of a Conv or Gemm output (by xgen.passes.fuse):
+    y = activation(op(...) + residual), where the residual, present if `residual`, is the node's
+    last input, of the output's shape. The default is a plain store."""
+
+    activation: Activation = Activation.NONE
+    clip_min: float = float("-inf")
+    clip_max: float = float("inf")
+    residual: bool = False
+
+    @property
+    def is_plain(self) -> bool:
+        return self == Epilogue()
+
+
 @dataclass(frozen=True)
 class ConvAttrs:
     """Conv and ConvTranspose over N spatial dims; pads = begins + ends, as in ONNX."""
@@ -217,6 +244,7 @@ class ConvAttrs:
     dilations: tuple[int, ...]
     group: int
     output_padding: tuple[int, ...] = ()  # ConvTranspose only
+    epilogue: Epilogue = Epilogue()  # Conv only
 
 
 @dataclass(frozen=True)
@@ -225,6 +253,16 @@ class GemmAttrs:
     beta: float
     trans_a: bool
     trans_b: bool
+    epilogue: Epilogue = Epilogue()
+
+
+def split_epilogue_inputs(
+    inputs: list[T], attrs: ConvAttrs | GemmAttrs
+) -> tuple[list[T], T | None]:
+    """(the op's own inputs, the residual or None) of a Conv or Gemm node's inputs."""
+    if attrs.epilogue.residual:
+        return inputs[:-1], inputs[-1]
+    return inputs, None
 
 
 @dataclass(frozen=True)

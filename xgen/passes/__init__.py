@@ -1,0 +1,30 @@
+"""Graph passes between import and code generation: `optimize` runs them in order.
+
+A pass is a function that rewrites the graph in place. In debug mode the verifier runs after each
+one, so that a pass leaving the graph inconsistent is named at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xgen.ir import Graph
+from xgen.ir.verify import verify
+from xgen.passes.epilogue import fuse_epilogues
+from xgen.passes.fold_batch_norm import fold_batch_norm
+from xgen.passes.linear import fuse_linear
+
+Pass = Callable[[Graph], None]
+
+# BatchNormalization folds first: a Conv takes a residual and activation only once it ends a
+# Conv + BN chain; likewise a MatMul + bias becomes a Gemm before epilogues fuse into Gemms.
+PIPELINE: tuple[Pass, ...] = (fold_batch_norm, fuse_linear, fuse_epilogues)
+
+
+def optimize(graph: Graph, debug: bool = False) -> Graph:
+    """Run every pass of PIPELINE on graph (in place); returns it."""
+    for run_pass in PIPELINE:
+        run_pass(graph)
+        if debug:
+            verify(graph, after=run_pass.__name__)
+    return graph

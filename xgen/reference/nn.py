@@ -12,7 +12,15 @@ from math import prod
 import numpy as np
 
 from xgen.ir import Node, Op
-from xgen.ir.ops import CoordinateTransform, NearestMode, ResizeAttrs, ResizeMode
+from xgen.ir.ops import (
+    Activation,
+    CoordinateTransform,
+    Epilogue,
+    NearestMode,
+    ResizeAttrs,
+    ResizeMode,
+    split_epilogue_inputs,
+)
 from xgen.reference import kernel
 from xgen.reference.shape import pad_array
 
@@ -52,10 +60,23 @@ def _windows(
     )
 
 
+def _apply_epilogue(y: np.ndarray, epilogue: Epilogue, residual: np.ndarray | None) -> np.ndarray:
+    """The fused form of Conv and Gemm: activation(y + residual)."""
+    if residual is not None:
+        y = y + residual
+    match epilogue.activation:
+        case Activation.NONE:
+            return y
+        case Activation.RELU:
+            return np.maximum(y, 0)
+        case Activation.CLIP:
+            return np.clip(y, epilogue.clip_min, epilogue.clip_max)
+
+
 @kernel(Op.CONV)
 def conv(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    x, w, *bias = arrays
     a = node.attrs
+    (x, w, *bias), residual = split_epilogue_inputs(arrays, a)
     n, c = x.shape[:2]
     m, g = w.shape[0], a.group
     out_spatial = node.outputs[0].shape[2:]
@@ -64,7 +85,7 @@ def conv(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     y = np.matmul(w.reshape(g, m // g, -1), cols).reshape(n, m, *out_spatial)
     if bias:
         y = y + bias[0].reshape(m, *[1] * len(out_spatial))
-    return [y]
+    return [_apply_epilogue(y, a.epilogue, residual)]
 
 
 @kernel(Op.CONV_TRANSPOSE)
@@ -99,12 +120,12 @@ def conv_transpose(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 @kernel(Op.GEMM)
 def gemm(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    a_, b, *c = arrays
     a = node.attrs
+    (a_, b, *c), residual = split_epilogue_inputs(arrays, a)
     y = a.alpha * np.matmul(a_.T if a.trans_a else a_, b.T if a.trans_b else b)
     if c:
         y = y + a.beta * c[0]
-    return [y]
+    return [_apply_epilogue(y, a.epilogue, residual)]
 
 
 @kernel(Op.MATMUL)

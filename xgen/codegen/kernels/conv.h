@@ -6,6 +6,8 @@
  * Constant weights arrive packed for xg_sgemm at compile time (wp), one matrix per group, wstride
  * floats apart; a weight computed at run time (e.g. a graph input) comes as the plain ONNX tensor
  * (w, with wp NULL and wstride the floats of one group's slice) and xg_sgemm packs it as it goes.
+ * A conv's bias, residual and activation come as its epilogue (activation.h; NULL for none),
+ * whose row_bias is the per-channel bias and whose residual is laid out like y.
  */
 #ifndef XG_CONV_H
 #define XG_CONV_H
@@ -15,7 +17,7 @@
 /* gemm.h comes later in the inlined source (headers are sorted by name). */
 static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const float *A,
                      long rsa, long csa, const float *Bp, const float *B, long rsb, long csb,
-                     float beta, float *C, long ldc, float *work);
+                     float beta, float *C, long ldc, const xg_epilogue *ep, float *work);
 
 static inline long xg_round_up(long x, long m);
 
@@ -89,51 +91,142 @@ static void xg_fill_channels(float *y, long batch, long channels, long npix, con
     }
 }
 
+/* The epilogue of the output channels from c0 of image n: ep's bias and residual offset. */
+static inline xg_epilogue xg_conv_epilogue(const xg_epilogue *ep, long n, long c0, long cout,
+                                           long npix)
+{
+    xg_epilogue e = *ep;
+    if (e.row_bias) e.row_bias += c0;
+    if (e.res) e.res += (n * cout + c0) * npix;
+    return e;
+}
+
 /* Conv as GEMM per (image, group): Y_g = W_g @ im2col(X_g); a 1x1, stride-1, unpadded conv
  * multiplies X_g directly. W_g is [cout_g][K] (a plain w is row-major [Cout][Cin/g * taps]).
+ * The epilogue is applied by xg_sgemm as it stores each tile.
  * work: the packed im2col buffer (unless direct, round_up(npix, 16) * K floats) then xg_sgemm's
  * work. */
-static void xg_conv(const float *x, const float *wp, const float *w, long wstride,
-                    const float *bias, float *y, long batch, long cin, long cout, long group,
-                    const long *in, const long *out, const long *ker, const long *stride,
-                    const long *pad, const long *dil, float *work)
+static void xg_conv(const float *x, const float *wp, const float *w, long wstride, float *y,
+                    long batch, long cin, long cout, long group, const long *in, const long *out,
+                    const long *ker, const long *stride, const long *pad, const long *dil,
+                    const xg_epilogue *ep, float *work)
 {
     long cin_g = cin / group, cout_g = cout / group, taps = xg_prod3(ker);
     long K = cin_g * taps, npix = xg_prod3(out), plane = xg_prod3(in);
     int direct = taps == 1 && npix == plane && stride[0] * stride[1] * stride[2] == 1 &&
                  pad[0] + pad[1] + pad[2] == 0;
     float *col = work, *gemm_work = direct ? work : work + K * xg_round_up(npix, XG_IM2COL_NP);
-    if (bias) xg_fill_channels(y, batch, cout, npix, bias);
     for (long n = 0; n < batch; n++) {
         for (long g = 0; g < group; g++) {
             const float *xg = x + (n * cin + g * cin_g) * plane;
             if (!direct) xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, col);
             const float *wg = (wp ? wp : w) + g * wstride;
+            xg_epilogue eg =
+                ep ? xg_conv_epilogue(ep, n, g * cout_g, cout, npix) : (xg_epilogue){0};
             xg_sgemm(cout_g, npix, K, 1.0f, wp ? wg : NULL, wp ? NULL : wg, K, 1,
-                     direct ? NULL : col, xg, npix, 1, bias ? 1.0f : 0.0f,
-                     y + (n * cout + g * cout_g) * npix, npix, gemm_work);
+                     direct ? NULL : col, xg, npix, 1, 0.0f, y + (n * cout + g * cout_g) * npix,
+                     npix, ep ? &eg : NULL, gemm_work);
         }
     }
 }
 
-/* Depthwise conv (group == cin == cout): a direct kernel, one channel plane per task, the inner
- * loop running over a contiguous output row. w is the plain [C][kz][ky][kx] weight. */
-static void xg_conv_depthwise(const float *x, const float *w, const float *bias, float *y,
-                              long batch, long channels, const long *in, const long *out,
-                              const long *ker, const long *stride, const long *pad,
-                              const long *dil)
+/* y += a * x over n floats. Not inlined: inside the tap loops gcc jams two taps into one loop
+ * that it leaves scalar, at a third of the speed of this vector loop. */
+__attribute__((noinline)) static void xg_axpy(long n, float a, const float *XG_RESTRICT x,
+                                              float *XG_RESTRICT y)
+{
+    for (long i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* Floats of stack xg_conv_depthwise_plane needs (its phases and accumulator grid). */
+static inline long xg_conv_depthwise_plane_floats(const long *out, const long *ker,
+                                                  const long *stride, const long *dil)
+{
+    long rh = out[1] + (ker[1] - 1) * dil[1] / stride[1];
+    long cw = out[2] + (ker[2] - 1) * dil[2] / stride[2];
+    return (stride[1] * stride[2] * rh + 1 + out[1]) * cw + 32;
+}
+#define XG_DEPTHWISE_PLANE_MAX 65536L /* floats: 256 KiB of a thread's stack */
+
+/* One channel of a 1-D or 2-D depthwise conv (ker[0] == 1, in[0] == out[0] == 1), the epilogue
+ * applied to the plane while it is in cache (row `c` of the epilogue's [C][npix] matrix).
+ * The zero-padded input plane is first split into stride phases: phase (py, px) holds the
+ * padded pixels (R * sy + py, j * sx + px) as an rh x cw grid. Tap (ky, kx) then reads, for every
+ * output pixel (oy, ox), the grid element (oy + qy, ox + qx) of one phase, so with the output
+ * computed on an oh x cw grid (columns past ow are discarded) each tap is one contiguous
+ * multiply-add over the whole plane, whatever the stride or dilation. */
+static void xg_conv_depthwise_plane(const float *xc, const float *wc, float *yc, long c,
+                                    const long *in, const long *out, const long *ker,
+                                    const long *stride, const long *pad, const long *dil,
+                                    const xg_epilogue *ep)
+{
+    long sy = stride[1], sx = stride[2], oh = out[1], ow = out[2];
+    long rh = oh + (ker[1] - 1) * dil[1] / sy, cw = ow + (ker[2] - 1) * dil[2] / sx;
+    /* Taps sweep n, oh * cw rounded up to whole AVX-512 vectors (no scalar remainder loop), and
+     * may read up to cw + 16 floats past the last phase. */
+    long grid = rh * cw, n = xg_round_up(oh * cw, 16), slack = cw + 16;
+    float phases[sy * sx * grid + slack], acc[n];
+    for (long py = 0; py < sy; py++) {
+        for (long px = 0; px < sx; px++) {
+            float *ph = phases + (py * sx + px) * grid;
+            long lo, hi;
+            xg_valid_range(px - pad[2], sx, in[2], cw, &lo, &hi);
+            for (long r = 0; r < rh; r++) {
+                float *d = ph + r * cw;
+                long iy = r * sy + py - pad[1];
+                memset(d, 0, (size_t)cw * sizeof(float));
+                if (iy < 0 || iy >= in[1]) continue;
+                const float *s = xc + iy * in[2] + px - pad[2];
+                for (long j = lo; j < hi; j++) d[j] = s[j * sx];
+            }
+        }
+    }
+    memset(phases + sy * sx * grid, 0, (size_t)slack * sizeof(float));
+    memset(acc, 0, sizeof acc);
+    for (long ky = 0; ky < ker[1]; ky++) {
+        for (long kx = 0; kx < ker[2]; kx++) {
+            long ty = ky * dil[1], tx = kx * dil[2]; /* the tap's offset in padded pixels */
+            const float *src = phases + ((ty % sy) * sx + tx % sx) * grid + ty / sy * cw + tx / sx;
+            float wv = wc[ky * ker[2] + kx];
+            xg_axpy(n, wv, src, acc);
+        }
+    }
+    for (long oy = 0; oy < oh; oy++)
+        memcpy(yc + oy * ow, acc + oy * cw, (size_t)ow * sizeof(float));
+    xg_epilogue_row(ep, c, 0, oh * ow, oh * ow, yc); /* the plane as one row: long loops */
+}
+
+/* Depthwise conv (group == cin == cout): a direct kernel, one channel plane per task. 1-D and
+ * 2-D convs go through xg_conv_depthwise_plane unless a plane is too big for its stack buffers;
+ * 3-D ones (and those) run over contiguous output rows, each getting its epilogue as soon as it
+ * is summed. w is the plain [C][kz][ky][kx] weight. */
+static void xg_conv_depthwise(const float *x, const float *w, float *y, long batch,
+                              long channels, const long *in, const long *out, const long *ker,
+                              const long *stride, const long *pad, const long *dil,
+                              const xg_epilogue *ep)
 {
     long taps = xg_prod3(ker), npix = xg_prod3(out), plane = xg_prod3(in);
+    int plane_path = ker[0] == 1 && in[0] == 1 && out[0] == 1 &&
+                     xg_conv_depthwise_plane_floats(out, ker, stride, dil) <=
+                         XG_DEPTHWISE_PLANE_MAX;
 #pragma omp parallel for schedule(static) if (batch * channels * npix * taps > XG_PARALLEL_MIN)
     for (long nc = 0; nc < batch * channels; nc++) {
         long c = nc % channels;
         const float *xc = x + nc * plane, *wc = w + c * taps;
         float *yc = y + nc * npix;
-        float b = bias ? bias[c] : 0.0f;
-        for (long p = 0; p < npix; p++) yc[p] = b;
+        /* row c of an [N*C][npix] matrix; the epilogue takes its bias and residual from there */
+        xg_epilogue ec = ep ? xg_conv_epilogue(ep, nc / channels, 0, channels, npix)
+                            : (xg_epilogue){0};
+        if (plane_path) {
+            xg_conv_depthwise_plane(xc, wc, yc, c, in, out, ker, stride, pad, dil,
+                                    ep ? &ec : NULL);
+            continue;
+        }
         for (long oz = 0; oz < out[0]; oz++) {
             for (long oy = 0; oy < out[1]; oy++) {
-                float *d = yc + (oz * out[1] + oy) * out[2];
+                long row0 = (oz * out[1] + oy) * out[2];
+                float *d = yc + row0;
+                for (long ox = 0; ox < out[2]; ox++) d[ox] = 0.0f;
                 for (long kz = 0; kz < ker[0]; kz++) {
                     long iz = oz * stride[0] - pad[0] + kz * dil[0];
                     if (iz < 0 || iz >= in[0]) continue;
@@ -153,6 +246,7 @@ static void xg_conv_depthwise(const float *x, const float *w, const float *bias,
                         }
                     }
                 }
+                xg_epilogue_row(ep ? &ec : NULL, c, row0, out[2], npix, d);
             }
         }
     }
@@ -206,7 +300,8 @@ static void xg_conv_transpose(const float *x, const float *wp, const float *w, l
         for (long g = 0; g < group; g++) {
             const float *wg = (wp ? wp : w) + g * wstride;
             xg_sgemm(M, npix, cin_g, 1.0f, wp ? wg : NULL, wp ? NULL : wg, 1, M, NULL,
-                     x + (n * cin + g * cin_g) * npix, npix, 1, 0.0f, col, npix, work + M * npix);
+                     x + (n * cin + g * cin_g) * npix, npix, 1, 0.0f, col, npix, NULL,
+                     work + M * npix);
             xg_col2im(col, cout_g, in, out, ker, stride, pad, dil,
                       y + (n * cout + g * cout_g) * oplane);
         }

@@ -113,17 +113,35 @@ static void xg_ukr_narrow(long kc, const float *a, const float *b, float *tile)
 #endif
 }
 
-/* C[0..mr)[0..nr) = alpha * tile + beta * C; beta == 0 never reads C (it may be uninitialised). */
-static inline void xg_gemm_store(const float *tile, float *c, long ldc, long mr, long nr,
-                                 float alpha, float beta)
+/* C[m0..m0+mr)[n0..n0+nr) = epilogue(alpha * tile + beta * C), each row finished in one pass while
+ * it is in L1; ep is NULL except in the last K block. beta == 0 never reads C (it may be
+ * uninitialised). */
+static inline void xg_gemm_store(const float *tile, float *C, long ldc, long m0, long n0, long mr,
+                                 long nr, float alpha, float beta, const xg_epilogue *ep)
 {
+    static const float zeros[XG_GEMM_NR]; /* stands in for an absent bias or residual */
     for (long r = 0; r < mr; r++) {
         const float *t = tile + r * XG_GEMM_NR;
-        float *cr = c + r * ldc;
-        if (beta == 0.0f)
-            for (long j = 0; j < nr; j++) cr[j] = alpha * t[j];
-        else
-            for (long j = 0; j < nr; j++) cr[j] = alpha * t[j] + beta * cr[j];
+        float *cr = C + (m0 + r) * ldc + n0;
+        if (!ep) {
+            if (beta == 0.0f)
+                for (long j = 0; j < nr; j++) cr[j] = alpha * t[j];
+            else
+                for (long j = 0; j < nr; j++) cr[j] = alpha * t[j] + beta * cr[j];
+            continue;
+        }
+        /* Branch-free: missing parts add zeros, a missing clamp is [-inf, inf] (NaN kept). */
+        float rb = ep->row_bias ? ep->row_bias[m0 + r] : 0.0f;
+        const float *cb = ep->col_bias ? ep->col_bias + n0 : zeros;
+        const float *res = ep->res ? ep->res + (m0 + r) * ldc + n0 : zeros;
+        float lo = ep->clamp ? ep->lo : -INFINITY, hi = ep->clamp ? ep->hi : INFINITY;
+        for (long j = 0; j < nr; j++) {
+            float v = alpha * t[j];
+            if (beta != 0.0f) v += beta * cr[j];
+            v = v + rb + cb[j] + res[j];
+            v = v < lo ? lo : v;
+            cr[j] = v > hi ? hi : v;
+        }
     }
 }
 
@@ -165,17 +183,21 @@ static inline long xg_sgemm_work_floats(long M, long N, long K)
 
 /* ---- blocking and threads ---------------------------------------------------------------- */
 
-/* C[M][N] (row stride ldc) = alpha * A @ B + beta * C.
- * Each operand is either packed at compile time (Ap / Bp != NULL, layouts above) or strided
- * (A, rsa, csa / B, rsb, csb). work holds xg_sgemm_work_floats(M, N, K) floats. */
+/* C[M][N] (row stride ldc) = epilogue(alpha * A @ B + beta * C); ep may be NULL (none), its
+ * residual has row stride ldc too. Each operand is either packed at compile time (Ap / Bp != NULL,
+ * layouts above) or strided (A, rsa, csa / B, rsb, csb). work holds xg_sgemm_work_floats(M, N, K)
+ * floats. */
 static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const float *A,
                      long rsa, long csa, const float *Bp, const float *B, long rsb, long csb,
-                     float beta, float *C, long ldc, float *work)
+                     float beta, float *C, long ldc, const xg_epilogue *ep, float *work)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* empty sum */
-        for (long m = 0; m < M; m++)
-            for (long n = 0; n < N; n++) C[m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[m * ldc + n];
+        for (long m = 0; m < M; m++) {
+            float *cm = C + m * ldc;
+            for (long n = 0; n < N; n++) cm[n] = beta == 0.0f ? 0.0f : beta * cm[n];
+            xg_epilogue_row(ep, m, 0, N, ldc, cm);
+        }
         return;
     }
     long kcmax = K < XG_GEMM_KC ? K : XG_GEMM_KC;
@@ -189,6 +211,7 @@ static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const
     for (long k0 = 0; k0 < K; k0 += XG_GEMM_KC) {
         long kc = K - k0 < XG_GEMM_KC ? K - k0 : XG_GEMM_KC;
         float beta_k = k0 == 0 ? beta : 1.0f;
+        const xg_epilogue *ep_k = k0 + kc == K ? ep : NULL;
         const float *ablock, *bblock;
         if (Bp) {
             bblock = Bp + b_panels * XG_GEMM_NP * k0;
@@ -223,7 +246,7 @@ static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const
                     else
                         xg_ukr_narrow(kc, ap, bp, tile);
                     long mr = M - m0 < XG_GEMM_MR ? M - m0 : XG_GEMM_MR;
-                    xg_gemm_store(tile, C + m0 * ldc + n0, ldc, mr, nr, alpha, beta_k);
+                    xg_gemm_store(tile, C, ldc, m0, n0, mr, nr, alpha, beta_k, ep_k);
                 }
             }
         }

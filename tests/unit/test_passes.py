@@ -1,0 +1,191 @@
+"""Graph passes: BatchNormalization folding and fused epilogues, on hand-built IR graphs.
+
+Each rewrite is checked numerically (the numpy reference of the rewritten graph against that of
+the original) and structurally (what was absorbed, and what must not be).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+
+import xgen
+from xgen import passes, reference
+from xgen.errors import ShapeError
+from xgen.ir import DType, Graph, Op, Value
+from xgen.ir import ops as O
+from xgen.ir.verify import VerificationError, verify
+from xgen.passes.epilogue import fuse_epilogues
+from xgen.passes.fold_batch_norm import fold_batch_norm
+
+RNG = np.random.default_rng(3)
+CONV = O.ConvAttrs(strides=(2, 2), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+
+
+def const(g: Graph, *shape: int, low: float = -1.0) -> Value:
+    return g.constant(RNG.uniform(low, 1.0, shape).astype(np.float32), "c")
+
+
+def conv(g: Graph, x: Value, cout: int = 6, bias: bool = True) -> Value:
+    cin = x.shape[1]
+    inputs = [x, const(g, cout, cin, 3, 3)] + ([const(g, cout)] if bias else [])
+    return g.add_node(Op.CONV, inputs, CONV)[0]
+
+
+def batch_norm(g: Graph, y: Value) -> Value:
+    c = y.shape[1]
+    stats = [const(g, c), const(g, c), const(g, c), const(g, c, low=0.1)]  # var > 0
+    return g.add_node(Op.BATCH_NORM, [y, *stats], O.EpsilonAttrs(1e-3))[0]
+
+
+def feeds(g: Graph) -> dict[str, np.ndarray]:
+    return {v.name: RNG.uniform(-1, 1, v.shape).astype(np.float32) for v in g.inputs}
+
+
+def assert_same_function(before: Graph, after: Graph, inputs: dict[str, np.ndarray]) -> None:
+    want, got = reference.run(before, inputs), reference.run(after, inputs)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def rewritten(g: Graph, run_pass) -> Graph:
+    after = copy.deepcopy(g)
+    run_pass(after)
+    verify(after, after=run_pass.__name__)
+    return after
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_batch_norm_folds_into_conv(bias: bool) -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (2, 5, 9, 7))
+    g.outputs = [g.add_node(Op.RELU, [batch_norm(g, conv(g, x, bias=bias))])[0]]
+    after = rewritten(g, fold_batch_norm)
+    assert after.op_counts() == {"Conv": 1, "Relu": 1}
+    assert_same_function(g, after, feeds(g))
+
+
+def test_batch_norm_kept_when_conv_output_is_read_elsewhere() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 3, 8, 8))
+    y = conv(g, x)
+    g.outputs = [batch_norm(g, y), y]
+    assert rewritten(g, fold_batch_norm).op_counts() == g.op_counts()
+
+
+def test_residual_and_relu_fuse_into_conv() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (2, 4, 9, 9))
+    skip = conv(g, x)  # computed before the fused conv
+    y = conv(g, x)
+    (s,) = g.add_node(Op.ADD, [skip, y])
+    g.outputs = [g.add_node(Op.RELU, [s])[0]]
+    after = rewritten(g, fuse_epilogues)
+    assert after.op_counts() == {"Conv": 2}
+    fused = after.nodes[-1]
+    assert fused.attrs.epilogue == O.Epilogue(O.Activation.RELU, residual=True)
+    assert fused.inputs[-1] is after.nodes[0].outputs[0]
+    assert_same_function(g, after, feeds(g))
+
+
+def test_clip_fuses_but_no_add_after_an_activation() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 3, 8, 8))
+    r = g.add_input("r", DType.FLOAT32, (1, 6, 4, 4))
+    (c,) = g.add_node(Op.CLIP, [conv(g, x)], O.ClipAttrs(0.0, 6.0))
+    g.outputs = [g.add_node(Op.ADD, [c, r])[0]]  # add(clip(conv)) is not clip(conv + r)
+    after = rewritten(g, fuse_epilogues)
+    assert after.op_counts() == {"Conv": 1, "Add": 1}
+    assert after.nodes[0].attrs.epilogue == O.Epilogue(O.Activation.CLIP, 0.0, 6.0)
+    assert_same_function(g, after, feeds(g))
+
+
+def test_no_fusion_of_a_residual_computed_later_or_broadcast() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 3, 8, 8))
+    y = conv(g, x)
+    (later,) = g.add_node(Op.SIGMOID, [conv(g, x)])  # defined after y: y's conv cannot read it
+    (a,) = g.add_node(Op.ADD, [y, later])
+    z = conv(g, x)
+    (b,) = g.add_node(Op.ADD, [z, const(g, 6, 1, 1)])  # broadcast: not a residual
+    g.outputs = [a, b]
+    assert rewritten(g, fuse_epilogues).op_counts() == g.op_counts()
+
+
+def test_no_fusion_when_the_output_is_read_twice() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 3, 8, 8))
+    y = conv(g, x)
+    g.outputs = [g.add_node(Op.RELU, [y])[0], y]
+    assert rewritten(g, fuse_epilogues).op_counts() == g.op_counts()
+
+
+def test_gemm_bias_residual_relu_compiled() -> None:
+    g = Graph()
+    a = g.add_input("a", DType.FLOAT32, (7, 300))
+    r = g.add_input("r", DType.FLOAT32, (7, 19))
+    attrs = O.GemmAttrs(alpha=1.0, beta=1.0, trans_a=False, trans_b=True)
+    (y,) = g.add_node(Op.GEMM, [a, const(g, 19, 300), const(g, 19)], attrs)
+    (s,) = g.add_node(Op.ADD, [r, y])
+    g.outputs = [g.add_node(Op.RELU, [s])[0]]
+    inputs = feeds(g)
+    want = reference.run(g, inputs)
+    for optimize in (True, False):
+        got = xgen.compile(g, optimize=optimize, debug=True).run(inputs)
+        out = g.outputs[0].name
+        np.testing.assert_allclose(got[out], want[out], rtol=1e-5, atol=1e-5)
+    assert g.op_counts() == {"Gemm": 1, "Add": 1, "Relu": 1}, "compile must not rewrite its input"
+
+
+def test_optimize_runs_the_verifier_in_debug_mode(monkeypatch) -> None:
+    def broken(graph: Graph) -> None:
+        graph.nodes.reverse()
+
+    monkeypatch.setattr(passes, "PIPELINE", (broken,))
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (3,))
+    (y,) = g.add_node(Op.RELU, [x])
+    g.outputs = [g.add_node(Op.RELU, [y])[0]]
+    with pytest.raises(VerificationError, match="after pass broken"):
+        passes.optimize(g, debug=True)
+
+
+def test_verify_rejects_a_residual_of_another_shape() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 3, 8, 8))
+    y = conv(g, x)
+    node = g.nodes[-1]
+    node.inputs.append(g.add_input("r", DType.FLOAT32, (1, 6, 4, 5)))
+    node.attrs = dataclasses.replace(CONV, epilogue=O.Epilogue(residual=True))
+    g.outputs = [y]
+    with pytest.raises(ShapeError, match="residual"):
+        verify(g)
+
+
+@pytest.mark.parametrize("x_shape, bias_shape", [((2, 5, 300), (1, 1, 19)), ((7, 33), (19,))])
+def test_matmul_and_bias_become_one_gemm(x_shape, bias_shape) -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, x_shape)
+    (y,) = g.add_node(Op.MATMUL, [x, const(g, x_shape[-1], 19)])
+    (z,) = g.add_node(Op.ADD, [const(g, *bias_shape), y])
+    g.outputs = [g.add_node(Op.RELU, [z])[0]]
+    after = rewritten(g, passes.optimize)
+    expected = {"Gemm": 1, "Reshape": 2, "Relu": 1} if len(x_shape) == 3 else {"Gemm": 1}
+    assert after.op_counts() == expected
+    inputs = feeds(g)
+    assert_same_function(g, after, inputs)
+    got = xgen.compile(g).run(inputs)[g.outputs[0].name]
+    np.testing.assert_allclose(
+        got, reference.run(g, inputs)[g.outputs[0].name], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_matmul_keeps_an_add_that_is_no_bias() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (5, 8))
+    (y,) = g.add_node(Op.MATMUL, [x, const(g, 8, 3)])
+    g.outputs = [g.add_node(Op.ADD, [y, const(g, 5, 3)])[0]]  # a full matrix, not a vector
+    assert rewritten(g, passes.optimize).op_counts() == {"MatMul": 1, "Add": 1}

@@ -1,0 +1,75 @@
+"""Fuse a residual Add and an activation into the store of a Conv or Gemm (ops.Epilogue).
+
+conv -> Add(other) -> Relu becomes one Conv whose tiles are finished while still in cache:
+y = relu(conv(x) + other). An Add is absorbed only before any activation (the order the epilogue
+computes), when the other operand has the output's exact type and is computed before the Conv
+(so the Conv can read it where it stands), and when the Add is the only reader of the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from xgen.ir import DType, Graph, Node, Op, Value
+from xgen.ir.ops import Activation, ClipAttrs, Epilogue
+from xgen.passes.rewrite import absorb, sole_consumer
+
+FUSABLE = (Op.CONV, Op.GEMM)
+
+
+def fuse_epilogues(graph: Graph) -> None:
+    for node in [n for n in graph.nodes if n.op in FUSABLE and n.inputs[0].dtype is DType.FLOAT32]:
+        while _fuse_next(graph, node):
+            pass
+
+
+def _fuse_next(graph: Graph, node: Node) -> bool:
+    """Absorb the sole reader of node's output if it extends the epilogue; True if it did."""
+    users = graph.consumers()
+    follower = sole_consumer(graph, node.outputs[0], users)
+    if follower is None:
+        return False
+    epilogue = node.attrs.epilogue
+    if epilogue.activation is not Activation.NONE:
+        return False
+    activation = _activation(follower)
+    if activation is not None:
+        _set_epilogue(node, activation)
+    elif follower.op is Op.ADD and not epilogue.residual:
+        other = _residual(graph, node, follower)
+        if other is None:
+            return False
+        node.inputs.append(other)
+        _set_epilogue(node, dataclasses.replace(epilogue, residual=True))
+    else:
+        return False
+    absorb(graph, node, follower)
+    return True
+
+
+def _activation(follower: Node) -> Epilogue | None:
+    """The epilogue activation computing follower (without its residual), if it is one."""
+    if follower.op is Op.RELU:
+        return Epilogue(Activation.RELU)
+    if follower.op is Op.CLIP:
+        attrs: ClipAttrs = follower.attrs
+        return Epilogue(Activation.CLIP, attrs.min, attrs.max)
+    return None
+
+
+def _set_epilogue(node: Node, epilogue: Epilogue) -> None:
+    if epilogue.activation is not Activation.NONE:
+        epilogue = dataclasses.replace(epilogue, residual=node.attrs.epilogue.residual)
+    node.attrs = dataclasses.replace(node.attrs, epilogue=epilogue)
+
+
+def _residual(graph: Graph, node: Node, add: Node) -> Value | None:
+    """Add's other operand, if node can read it: the output's type, and defined before node."""
+    out = node.outputs[0]
+    other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
+    if other.type != out.type:
+        return None
+    producers = graph.producers()
+    if other in producers and graph.nodes.index(producers[other]) > graph.nodes.index(node):
+        return None
+    return other

@@ -1,0 +1,19 @@
+"""Helpers the rewriting passes share."""
+
+from __future__ import annotations
+
+from xgen.ir import Graph, Node, Value
+
+
+def sole_consumer(graph: Graph, value: Value, users: dict[Value, list[Node]]) -> Node | None:
+    """The one node reading value, if exactly one node reads it once and it is no graph output."""
+    readers = users.get(value, [])
+    if len(readers) != 1 or value in graph.outputs or readers[0].inputs.count(value) != 1:
+        return None
+    return readers[0]
+
+
+def absorb(graph: Graph, node: Node, follower: Node) -> None:
+    """Remove follower, whose work node now does: node's output becomes follower's output."""
+    node.outputs[0] = follower.outputs[0]
+    graph.nodes.remove(follower)

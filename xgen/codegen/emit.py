@@ -1,7 +1,8 @@
 """The C emitter: a graph becomes one C function over caller buffers, a weight blob and an arena.
 
-The generated translation unit is self-contained: the kernel headers are inlined (common.h first,
-the others in sorted order), then comes `xgen_run`, one commented block per node in graph order.
+The generated translation unit is self-contained: the kernel headers its nodes call into are
+inlined (common.h first, then each after the headers it #includes), then comes `xgen_run`, one
+commented block per node in graph order.
 Constants are never C literals: they go to a binary weight blob (64-byte aligned slices) that the
 runtime loads beside the shared library. The output is deterministic: the same graph always gives
 the same source and blob, which is what the compile cache keys on.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,10 +93,25 @@ def load_lowerings() -> None:
             importlib.import_module(f"xgen.codegen.{module}")
 
 
-def kernel_headers() -> list[Path]:
-    """The kernel library in inclusion order: the prelude, then the rest by name."""
-    others = sorted(p for p in KERNELS_DIR.glob("*.h") if p.name != PRELUDE)
-    return [KERNELS_DIR / PRELUDE, *others]
+def kernel_headers(names: Iterable[str] = ("*",)) -> list[Path]:
+    """The named kernel headers ("*": all) with the headers they #include "...", in inclusion
+    order: the prelude first, then each header after its dependencies, ties broken by name."""
+    wanted = sorted(p.name for p in KERNELS_DIR.glob("*.h")) if "*" in names else sorted(names)
+    ordered: list[str] = [PRELUDE]
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        for dependency in sorted(_LOCAL_INCLUDE.findall((KERNELS_DIR / name).read_text())):
+            visit(dependency)
+        ordered.append(name)
+
+    for name in wanted:
+        visit(name)
+    return [KERNELS_DIR / name for name in ordered]
+
+
+_LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.h)"', re.MULTILINE)
 
 
 def comment(text: str) -> str:
@@ -116,6 +134,7 @@ class Emitter:
         self.scratch_bytes = 0
         self.errors: list[str] = []
         self.node: Node | None = None
+        self.kernels: set[str] = set()  # the kernel headers the nodes' C calls into
 
     # ---- KernelContext -----------------------------------------------------------------------
 
@@ -173,6 +192,7 @@ class Emitter:
                 detail="the C code generator has no lowering for it",
             )  # fmt: skip
         self.node = node
+        self.kernels.update(lower.KERNEL_HEADERS[node.op])
         code = lowering(self, node).strip("\n")
         self.node = None
         return header + "\n{\n" + indent(code) + "\n}"
@@ -187,7 +207,7 @@ class Emitter:
         return blocks
 
     def source(self, body: list[str]) -> str:
-        headers = [_inline_header(path) for path in kernel_headers()]
+        headers = [_inline_header(path) for path in kernel_headers(self.kernels)]
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.graph.op_counts().items()))
         inputs = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
         outputs = ", ".join(f"{v.name}: {v.type}" for v in self.graph.outputs)

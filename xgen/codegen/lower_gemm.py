@@ -63,7 +63,7 @@ def gemm_work_floats(m: int, n: int, k: int) -> int:
     return kc * (round_up(n, GEMM_NR_MAX) + round_up(m, GEMM_MR))
 
 
-# ---- the fused epilogue (kernels/activation.h) ---------------------------------------------
+# ---- the fused epilogue (kernels/epilogue.h) ----------------------------------------------
 
 
 def epilogue_arg(
@@ -123,7 +123,7 @@ def _weight_args(
     return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
-@lowering(Op.CONV)
+@lowering(Op.CONV, kernels=("conv.h",))
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
@@ -158,7 +158,7 @@ def lower_conv(ctx: KernelContext, node: Node) -> str:
     )
 
 
-@lowering(Op.CONV_TRANSPOSE)
+@lowering(Op.CONV_TRANSPOSE, kernels=("conv.h",))
 def lower_conv_transpose(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     x, w = node.inputs[:2]
@@ -224,7 +224,7 @@ def _gemm_call(
     )
 
 
-@lowering(Op.GEMM)
+@lowering(Op.GEMM, kernels=("gemm.h",))
 def lower_gemm(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     a, b = node.inputs[:2]
@@ -285,7 +285,7 @@ def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) 
     ]
 
 
-@lowering(Op.MATMUL)
+@lowering(Op.MATMUL, kernels=("gemm.h",))
 def lower_matmul(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     a, b = node.inputs

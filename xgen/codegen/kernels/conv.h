@@ -6,7 +6,7 @@
  * Constant weights arrive packed for xg_sgemm at compile time (wp), one matrix per group, wstride
  * floats apart; a weight computed at run time (e.g. a graph input) comes as the plain ONNX tensor
  * (w, with wp NULL and wstride the floats of one group's slice) and xg_sgemm packs it as it goes.
- * A conv's bias, residual and activation come as its epilogue (activation.h; NULL for none),
+ * A conv's bias, residual and activation come as its epilogue (epilogue.h; NULL for none),
  * whose row_bias is the per-channel bias and whose residual is laid out like y.
  */
 #ifndef XG_CONV_H
@@ -14,12 +14,9 @@
 
 #include <string.h>
 
-/* gemm.h comes later in the inlined source (headers are sorted by name). */
-static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const float *A,
-                     long rsa, long csa, const float *Bp, const float *B, long rsb, long csb,
-                     float beta, float *C, long ldc, const xg_epilogue *ep, float *work);
-
-static inline long xg_round_up(long x, long m);
+#include "common.h"
+#include "epilogue.h"
+#include "gemm.h"
 
 static inline long xg_prod3(const long *d) { return d[0] * d[1] * d[2]; }
 
@@ -35,19 +32,16 @@ static inline void xg_valid_range(long off, long stride, long n, long n_out, lon
 
 /* im2col straight into xg_sgemm's packed-B layout (saving the GEMM a packing pass):
  * row (c, kz, ky, kx) of the [channels*taps][npix] matrix holds x[c][oz*s0 - p0 + kz*d0][..][..]
- * for output pixel (oz, oy, ox), zero outside the input. (gemm.h comes later in the source, so
- * the panel width and K block are repeated here; gemm.h fails the build if they differ.) */
-#define XG_IM2COL_NP 16 /* == XG_GEMM_NP; checked in gemm.h */
-#define XG_IM2COL_KC 256 /* == XG_GEMM_KC; checked in gemm.h */
+ * for output pixel (oz, oy, ox), zero outside the input. */
 static void xg_im2col_packed(const float *x, long channels, const long *in, const long *out,
                              const long *ker, const long *stride, const long *pad,
                              const long *dil, float *packed)
 {
     long taps = xg_prod3(ker), npix = xg_prod3(out), plane = xg_prod3(in);
-    long rows = channels * taps, npanels = (npix + XG_IM2COL_NP - 1) / XG_IM2COL_NP;
+    long rows = channels * taps, npanels = (npix + XG_GEMM_NP - 1) / XG_GEMM_NP;
 #pragma omp parallel for schedule(static) if (rows * npix > XG_PARALLEL_MIN)
     for (long row = 0; row < rows; row++) {
-        float line[npanels * XG_IM2COL_NP]; /* the row, zero-padded to whole panels */
+        float line[npanels * XG_GEMM_NP]; /* the row, zero-padded to whole panels */
         long c = row / taps, t = row % taps;
         long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
         const float *xc = x + c * plane;
@@ -71,14 +65,14 @@ static void xg_im2col_packed(const float *x, long channels, const long *in, cons
                 for (long ox = xhi; ox < out[2]; ox++) d[ox] = 0.0f;
             }
         }
-        for (long j = npix; j < npanels * XG_IM2COL_NP; j++) line[j] = 0.0f;
+        for (long j = npix; j < npanels * XG_GEMM_NP; j++) line[j] = 0.0f;
         /* scatter the row into its K block's panels */
-        long k0 = row / XG_IM2COL_KC * XG_IM2COL_KC;
-        long kc = rows - k0 < XG_IM2COL_KC ? rows - k0 : XG_IM2COL_KC;
-        float *dst = packed + npanels * XG_IM2COL_NP * k0 + (row - k0) * XG_IM2COL_NP;
+        long k0 = row / XG_GEMM_KC * XG_GEMM_KC;
+        long kc = rows - k0 < XG_GEMM_KC ? rows - k0 : XG_GEMM_KC;
+        float *dst = packed + npanels * XG_GEMM_NP * k0 + (row - k0) * XG_GEMM_NP;
         for (long p = 0; p < npanels; p++)
-            memcpy(dst + p * kc * XG_IM2COL_NP, line + p * XG_IM2COL_NP,
-                   XG_IM2COL_NP * sizeof(float));
+            memcpy(dst + p * kc * XG_GEMM_NP, line + p * XG_GEMM_NP,
+                   XG_GEMM_NP * sizeof(float));
     }
 }
 
@@ -115,7 +109,7 @@ static void xg_conv(const float *x, const float *wp, const float *w, long wstrid
     long K = cin_g * taps, npix = xg_prod3(out), plane = xg_prod3(in);
     int direct = taps == 1 && npix == plane && stride[0] * stride[1] * stride[2] == 1 &&
                  pad[0] + pad[1] + pad[2] == 0;
-    float *col = work, *gemm_work = direct ? work : work + K * xg_round_up(npix, XG_IM2COL_NP);
+    float *col = work, *gemm_work = direct ? work : work + K * xg_round_up(npix, XG_GEMM_NP);
     for (long n = 0; n < batch; n++) {
         for (long g = 0; g < group; g++) {
             const float *xg = x + (n * cin + g * cin_g) * plane;

@@ -22,6 +22,9 @@
 #include <immintrin.h>
 #endif
 
+#include "common.h"
+#include "epilogue.h"
+
 #define XG_GEMM_MR 8   /* rows of a packed A panel: fixed, compile-time packing depends on it */
 #define XG_GEMM_NP 16  /* columns of a packed B panel */
 #define XG_GEMM_KC 256 /* depth of a K block: an A panel + a B panel stay in L1 */
@@ -30,10 +33,6 @@
 #define XG_GEMM_NR 32 /* microkernel width: two B panels */
 #else
 #define XG_GEMM_NR 16
-#endif
-
-#if XG_GEMM_NP != XG_IM2COL_NP || XG_GEMM_KC != XG_IM2COL_KC
-#error "conv.h's packed im2col must use gemm.h's panel width and K block"
 #endif
 
 static inline long xg_round_up(long x, long m) { return (x + m - 1) / m * m; }

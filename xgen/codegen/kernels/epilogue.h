@@ -1,14 +1,15 @@
 /* The fused epilogue of xg_sgemm and the convolutions (ops.Epilogue in the IR): what happens to
  * a row segment of output values while its tile is still in registers or L1, instead of in a
- * separate pass over the whole output. (Its own header because conv.h and gemm.h both need the
- * type and headers are inlined by name: this one sorts before both.)
+ * separate pass over the whole output.
  *
  *   v = acc + row_bias + col_bias[j] + res[j], then clamped to [lo, hi] when clamp is set
  *
  * Clamping with comparisons lets NaN through, as numpy's maximum / clip do.
  */
-#ifndef XG_ACTIVATION_H
-#define XG_ACTIVATION_H
+#ifndef XG_EPILOGUE_H
+#define XG_EPILOGUE_H
+
+#include "common.h"
 
 typedef struct {
     const float *row_bias; /* one per row of C (a conv's output channel), or NULL */
@@ -44,4 +45,4 @@ static inline void xg_epilogue_row(const xg_epilogue *ep, long row, long n0, lon
     }
 }
 
-#endif /* XG_ACTIVATION_H */
+#endif /* XG_EPILOGUE_H */

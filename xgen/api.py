@@ -37,8 +37,8 @@ def compile(
     """Compile a model to C and load it.
 
     model: an ONNX file path, its bytes, an onnx.ModelProto, an xgen IR Graph, or a
-    torch.nn.Module (then
-    example_inputs, a tensor or a tuple of tensors, fixes the input shapes and dtypes).
+    torch.nn.Module (then example_inputs, a tensor or a tuple of tensors, fixes the input shapes
+    and dtypes).
     input_shapes fixes the dynamic dims of an ONNX model's inputs; constant_inputs fixes the
     value of inputs that must be known at compile time (a shape or axes tensor). threads caps
     the threads a run uses (default: OpenMP's).

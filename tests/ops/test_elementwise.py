@@ -66,6 +66,23 @@ def test_large_magnitudes() -> None:
         check(op_type, {"x": x})
 
 
+# The inline polynomial expf / erff / tanhf (kernels/elementwise.h) on a dense grid across their
+# branch points, the clamps and the special values.
+DENSE = np.concatenate(
+    [np.linspace(-12, 12, 24001), [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -1e-30, 88.8, -104]]
+).astype(np.float32)
+
+
+@pytest.mark.parametrize("op_type", ["Sigmoid", "Tanh", "Erf"])
+def test_polynomial_math_dense(op_type: str) -> None:
+    check(op_type, {"x": DENSE})
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_dense(approximate: str) -> None:
+    check("Gelu", {"x": DENSE}, {"approximate": approximate}, opset=20)
+
+
 def test_round_half_to_even() -> None:
     x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49, -0.51, 3.7], np.float32)
     check("Round", {"x": x})
@@ -247,6 +264,13 @@ def test_pow(shapes) -> None:
     check("Pow", {"a": base, "b": rand(shapes[1], low=-2, high=2)})
     check("Pow", {"a": base}, constants={"b": np.array(2, np.int64)})  # int exponent
     check("Pow", {"a": -base}, constants={"b": np.array([3.0], np.float32)})
+
+
+@pytest.mark.parametrize("power", [2.0, 3.0, 2.5])
+def test_pow_constant_special_values(power: float) -> None:
+    """Exponents 2 and 3 compile to products: NaN, infinities and -0 as powf has them."""
+    a = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -1.5, 1e13, -3e-20, 7.0], np.float32)
+    check("Pow", {"a": a}, constants={"b": np.array(power, np.float32)})
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])

@@ -211,6 +211,17 @@ def test_max_pool_negative_inputs_padding_excluded() -> None:
     check("MaxPool", {"x": x}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
 
 
+# Rows of 17+ outputs run xg_pool_tap's vectorised loops (literal strides 1 and 2, and 3).
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
+def test_pool_wide_rows(op_type: str, stride: int) -> None:
+    x = rand(1, 3, 9, 70)
+    if op_type == "AveragePool":
+        x[0, 1, 4, 33] = np.nan  # summed into its windows (MaxPool's NaN rule is xgen's own)
+    attrs = {"kernel_shape": [3, 3], "strides": [stride, stride], "pads": [1, 1, 1, 1]}
+    check(op_type, {"x": x}, attrs)
+
+
 def test_max_pool_indices_unsupported() -> None:
     model = make_model("MaxPool", {"x": rand(1, 1, 4, 4)}, {"kernel_shape": [2, 2]}, n_outputs=2)
     with pytest.raises(UnsupportedOpError, match="Indices"):

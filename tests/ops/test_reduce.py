@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import check_op
+from harness import check_op, make_model, run_compiled
 from test_elementwise import assert_unsupported, rand
 
 REDUCE = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"]
@@ -112,6 +112,28 @@ def test_softmax_default_axis_and_large_values(opset: int) -> None:
     x = np.array([[1000.0, 0.0, -1000.0], [3.0, 3.0, 3.0]], np.float32)
     check("Softmax", {"x": x}, opset=opset)
     check("LogSoftmax", {"x": x}, opset=opset)
+
+
+# Contiguous rows take xg_softmax_row's 16-lane path: lengths around 16, 1 and long rows.
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 1000])
+@pytest.mark.parametrize("op_type", ["Softmax", "LogSoftmax"])
+def test_softmax_row_lengths(op_type: str, n: int) -> None:
+    check(op_type, {"x": rand((3, n), low=-30, high=30)}, {"axis": -1})
+
+
+def test_softmax_rows_with_nan_and_inf() -> None:
+    x = rand((4, 21))
+    x[0, 18], x[1, 3], x[2, :], x[3, 5:] = np.nan, np.inf, -np.inf, -np.inf
+    check("Softmax", {"x": x}, {"axis": -1})
+    check("LogSoftmax", {"x": x}, {"axis": -1})
+    masked = run_compiled(make_model("Softmax", {"x": x}, {"axis": -1}), {"x": x})[0][3, 5:]
+    assert not masked.any()  # an attention mask's -inf gives exactly 0, not e^-87
+
+
+@pytest.mark.parametrize("n", [1, 17, 768, 1003])
+def test_layer_norm_row_lengths(n: int) -> None:
+    x = rand((5, n)) + 3  # an offset mean: the variance pass must subtract it first
+    check("LayerNormalization", {"x": x}, {"axis": -1}, {"scale": rand((n,)), "bias": rand((n,))})
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -136,6 +136,11 @@ def test_unsqueeze(axes, opset: int) -> None:
         ((2, 3, 4, 5), (0, 2, 3, 1)),
         ((2, 3, 4, 5), None),
         ((1, 2, 3, 1, 5), (4, 1, 3, 0, 2)),
+        # tiled copies (loops.copy_nest): full tiles, ragged edge tiles, a batch dim outside
+        ((32, 48), None),
+        ((17, 33), None),
+        ((3, 40, 18), (0, 2, 1)),
+        ((2, 19, 5, 37), (0, 2, 3, 1)),
     ],
 )
 def test_transpose(shape, perm) -> None:

@@ -4,7 +4,8 @@ An op is described as a shape to iterate and, per operand, the element stride of
 (0 for a broadcast dim) and a base offset. Before emitting, size-1 dims are dropped and adjacent
 dims merged wherever every operand walks them contiguously, so `a[64,56,56] + b[64,1,1]` becomes
 two loops and `a[N] + b[N]` one: the inner loop is then a unit- or zero-stride loop that the C
-compiler vectorises. Large nests get an OpenMP parallel loop on the outermost dims.
+compiler vectorises. Large nests get an OpenMP parallel loop on the outermost dims; copies that
+transpose go in cache-line tiles (copy_nest).
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
 
-PARALLEL_MIN = 32768  # same as XG_PARALLEL_MIN in kernels/common.h: work worth a parallel region
+# Work (elements x cost) worth a parallel region. Above kernels/common.h's XG_PARALLEL_MIN: waking
+# a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs about 10 us, while a 2-thread split of
+# a streaming loop saves about 0.06 ns per element, so it pays from about 2^17 elements.
+PARALLEL_MIN = 1 << 17
 MIN_PARALLEL_ROWS = 8  # an outer loop shorter than this is collapsed with the next one
+TILE = 16  # a transposing copy moves TILE x TILE blocks: 16 floats are one 64-byte line
 
 
 @dataclass(frozen=True)
@@ -93,4 +98,31 @@ def loop_nest(
     lines += ["    " * depth + line for line in statement.splitlines()]
     if dims:
         lines.append("    " * (depth - 1) + "}")
+    return "\n".join(lines)
+
+
+def copy_nest(shape: Sequence[int], dst: Operand, src: Operand) -> str:
+    """C loops setting dst = src over `shape`.
+
+    When src is read with unit stride on some dim j but dst is written with unit stride on the
+    last dim (a transpose), the two dims go in TILE x TILE blocks, so that each block reads and
+    writes whole cache lines instead of striding through memory on one side.
+    """
+    dims, (ds, ss) = simplify(shape, [dst.strides, src.strides])
+    last = len(dims) - 1
+    unit = [d for d in range(last) if ss[d] == 1 and dims[d] >= TILE]
+    if not unit or ss[last] == 1 or dims[last] < TILE:
+        return loop_nest(shape, [dst, src], lambda e: f"{e[0]} = {e[1]};")
+    j = unit[0]
+    outer = [d for d in range(last) if d != j]
+    lines = ["#pragma omp parallel for"] if prod(dims) >= PARALLEL_MIN else []
+    loops = [f"for (long i{d} = 0; i{d} < {dims[d]}; i{d}++)" for d in outer]
+    loops += [f"for (long t{d} = 0; t{d} < {dims[d]}; t{d} += {TILE})" for d in (j, last)]
+    loops += [
+        f"for (long i{d} = t{d}; i{d} < XG_MIN(t{d} + {TILE}, {dims[d]}); i{d}++)"
+        for d in (j, last)
+    ]
+    lines += ["    " * depth + loop for depth, loop in enumerate(loops)]
+    lhs, rhs = f"{dst.var}[{_index(dst.offset, ds)}]", f"{src.var}[{_index(src.offset, ss)}]"
+    lines.append("    " * len(loops) + f"{lhs} = {rhs};")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from xgen.codegen.loops import (
     Operand,
     broadcast_strides,
     contiguous_strides,
+    copy_nest,
     loop_nest,
 )
 from xgen.codegen.lower import KernelContext, c_float, c_ints, lowering, unsupported
@@ -33,8 +34,8 @@ _INT_SUFFIX = {DType.INT64: "i64", DType.INT32: "i32", DType.INT8: "i8", DType.U
 _FLOAT_UNARY: dict[Op, tuple[str, bool]] = {
     Op.RELU: ("x < 0.0f ? 0.0f : x", False),
     Op.SIGMOID: ("xg_sigmoidf(x)", True),
-    Op.TANH: ("tanhf(x)", True),
-    Op.ERF: ("erff(x)", True),
+    Op.TANH: ("xg_tanhf(x)", True),
+    Op.ERF: ("xg_erff(x)", True),
     Op.SQRT: ("sqrtf(x)", False),
     Op.EXP: ("expf(x)", True),
     Op.LOG: ("logf(x)", True),
@@ -127,6 +128,8 @@ def _binary_expr(node: Node) -> tuple[str, int]:
         if dtype.is_float:
             return ("fmodf(a, b)" if node.attrs.fmod else "xg_pymodf(a, b)"), TRANSCENDENTAL
         return f"xg_{'fmod' if node.attrs.fmod else 'pymod'}_{_INT_SUFFIX[dtype]}(a, b)", 1
+    if op is Op.POW and dtype.is_float and (power := _small_power(node.inputs[1])):
+        return power, 1
     if dtype.is_float:
         return {
             Op.DIV: ("a / b", 1),
@@ -141,6 +144,15 @@ def _binary_expr(node: Node) -> tuple[str, int]:
         Op.MAX: ("a > b ? a : b", 1),
         Op.MIN: ("a < b ? a : b", 1),
     }[op]
+
+
+def _small_power(exponent: Value) -> str | None:
+    """a * a or a * a * a for a constant exponent 2 or 3 (GELU's x^3): powf is a libm call that
+    keeps the loop from vectorising, and the products keep its NaN, inf and signed zeros."""
+    data = exponent.data
+    if data is None or data.size != 1 or float(data.flat[0]) not in (2.0, 3.0):
+        return None
+    return " * ".join(["a"] * int(data.flat[0]))
 
 
 # ---- shared emission ---------------------------------------------------------------------------
@@ -187,7 +199,7 @@ def _copy(
 ) -> str:
     """A strided copy: the loop nest over shape moves src elements to dst elements."""
     decls = [_declare(ctx, dst_op.var, dst, writable=True), _declare(ctx, src_op.var, src)]
-    return "\n".join([*decls, loop_nest(shape, [dst_op, src_op], lambda e: f"{e[0]} = {e[1]};")])
+    return "\n".join([*decls, copy_nest(shape, dst_op, src_op)])
 
 
 # ---- lowerings ---------------------------------------------------------------------------------

@@ -2,34 +2,60 @@
 #ifndef XG_NORM_H
 #define XG_NORM_H
 
-/* expf in plain arithmetic so that loops calling it vectorise (libm's does not without
- * -ffast-math): e^x = 2^k * e^r, k = round(x / ln 2), |r| <= ln2 / 2, e^r by its Taylor
- * polynomial to degree 7 (relative error about 2e-7, like expf's last bit or two). */
-static inline float xg_expf(float x)
-{
-    x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-    float k = __builtin_roundf(x * 1.44269504f);
-    float r = x - k * 0.693145752f - k * 1.42860677e-6f; /* ln 2 split in two: exact k*hi */
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { float f; int32_t i; } scale = {.i = ((int32_t)k + 127) << 23};
-    return p * scale.f;
-}
+/* xg_expf comes from elementwise.h, inlined before this header. */
 
 #define XG_SOFTMAX_BLOCK 64
+#define XG_LANES 16 /* interleaved accumulators: reductions over a contiguous row vectorise */
+
+/* Softmax (or LogSoftmax) of one contiguous row of n: max, then exp and sum in one pass (the
+ * exponentials stored in y), then one scaling pass. A NaN anywhere makes the row NaN. */
+static void xg_softmax_row(const float *restrict x, float *restrict y, long n, int log_softmax)
+{
+    float lane[XG_LANES];
+    long r = 0, full = n - n % XG_LANES;
+    for (int l = 0; l < XG_LANES; l++) lane[l] = -INFINITY;
+    for (; r < full; r += XG_LANES)
+#pragma omp simd /* else gcc unrolls the lanes and leaves 16 scalar maxss */
+        for (int l = 0; l < XG_LANES; l++) lane[l] = x[r + l] > lane[l] ? x[r + l] : lane[l];
+    for (int w = XG_LANES / 2; w > 0; w /= 2) /* a halving tree: shuffles, not a 16-step chain */
+        for (int l = 0; l < w; l++) lane[l] = lane[l + w] > lane[l] ? lane[l + w] : lane[l];
+    float mx = lane[0];
+    for (; r < n; r++) mx = x[r] > mx ? x[r] : mx;
+    for (int l = 0; l < XG_LANES; l++) lane[l] = 0.0f;
+    for (r = 0; r < full; r += XG_LANES)
+#pragma omp simd
+        for (int l = 0; l < XG_LANES; l++) {
+            float e = xg_expf(x[r + l] - mx);
+            y[r + l] = e;
+            lane[l] += e;
+        }
+    for (int w = XG_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] += lane[l + w];
+    float sum = lane[0];
+    for (; r < n; r++) {
+        y[r] = xg_expf(x[r] - mx);
+        sum += y[r];
+    }
+    if (log_softmax) { /* (x - max) - log(sum): exact near the max, unlike x - (max + log) */
+        float log_sum = logf(sum);
+        for (r = 0; r < n; r++) y[r] = (x[r] - mx) - log_sum;
+    } else {
+        float scale = 1.0f / sum;
+        for (r = 0; r < n; r++) y[r] *= scale;
+    }
+}
 
 /* Softmax (or LogSoftmax) of x viewed as [outer][n][inner] along n, max-subtracted so it never
- * overflows. Rows along n are strided by inner; blocks of inner columns go together. */
+ * overflows. Contiguous rows (inner == 1) go to xg_softmax_row; otherwise rows along n are
+ * strided by inner and blocks of inner columns go together. */
 static void xg_softmax(const float *x, float *y, long outer, long n, long inner, int log_softmax)
 {
-#pragma omp parallel for schedule(static) if (outer * n * inner > XG_PARALLEL_MIN / 8)
+#pragma omp parallel for schedule(static) if (outer * n * inner > XG_PARALLEL_MIN)
     for (long o = 0; o < outer; o++) {
+        if (inner == 1) {
+            xg_softmax_row(x + o * n, y + o * n, n, log_softmax);
+            continue;
+        }
         for (long i0 = 0; i0 < inner; i0 += XG_SOFTMAX_BLOCK) {
             long w = inner - i0 < XG_SOFTMAX_BLOCK ? inner - i0 : XG_SOFTMAX_BLOCK;
             const float *xo = x + o * n * inner + i0;
@@ -45,23 +71,40 @@ static void xg_softmax(const float *x, float *y, long outer, long n, long inner,
                     if (!log_softmax) yo[r * inner + j] = e;
                 }
             }
-            for (long j = 0; j < w; j++)
-                sum[j] = log_softmax ? mx[j] + logf(sum[j]) : 1.0f / sum[j];
+            for (long j = 0; j < w; j++) sum[j] = log_softmax ? logf(sum[j]) : 1.0f / sum[j];
             for (long r = 0; r < n; r++)
                 for (long j = 0; j < w; j++)
-                    yo[r * inner + j] = log_softmax ? xo[r * inner + j] - sum[j]
+                    yo[r * inner + j] = log_softmax ? (xo[r * inner + j] - mx[j]) - sum[j]
                                                     : yo[r * inner + j] * sum[j];
         }
     }
 }
 
+/* Sum of (x[i] - shift)^power (power 1 or 2) over n contiguous floats, in double lanes. */
+XG_INLINE double xg_sum_dev(const float *x, long n, double shift, int power)
+{
+    double lane[XG_LANES] = {0};
+    long i = 0;
+    for (; i + XG_LANES <= n; i += XG_LANES)
+#pragma omp simd
+        for (int l = 0; l < XG_LANES; l++) {
+            double d = (double)x[i + l] - shift;
+            lane[l] += power == 2 ? d * d : d;
+        }
+    double s = 0.0;
+    for (int l = 0; l < XG_LANES; l++) s += lane[l];
+    for (; i < n; i++) {
+        double d = (double)x[i] - shift;
+        s += power == 2 ? d * d : d;
+    }
+    return s;
+}
+
 /* Mean and 1/sqrt(variance + eps) of n contiguous floats, two passes in double. */
 static void xg_row_moments(const float *x, long n, float eps, float *mean, float *inv_std)
 {
-    double s = 0.0, ss = 0.0;
-    for (long i = 0; i < n; i++) s += x[i];
-    double m = s / (double)n;
-    for (long i = 0; i < n; i++) ss += ((double)x[i] - m) * ((double)x[i] - m);
+    double m = xg_sum_dev(x, n, 0.0, 1) / (double)n;
+    double ss = xg_sum_dev(x, n, m, 2);
     *mean = (float)m;
     *inv_std = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
 }

@@ -36,6 +36,7 @@
                 for (int l = 0; l < 16; l++) lanes[l] = INIT;                                   \
                 long r = 0;                                                                     \
                 for (; r + 16 <= n; r += 16)                                                    \
+                    _Pragma("omp simd") /* else the lanes unroll to scalar max/min */           \
                     for (int l = 0; l < 16; l++) lanes[l] = COMBINE(lanes[l], (ACC)xo[r + l]);  \
                 for (; r < n; r++) lanes[0] = COMBINE(lanes[0], (ACC)xo[r]);                    \
                 ACC acc = lanes[0];                                                             \

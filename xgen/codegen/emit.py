@@ -93,10 +93,10 @@ def load_lowerings() -> None:
             importlib.import_module(f"xgen.codegen.{module}")
 
 
-def kernel_headers(names: Iterable[str] = ("*",)) -> list[Path]:
-    """The named kernel headers ("*": all) with the headers they #include "...", in inclusion
-    order: the prelude first, then each header after its dependencies, ties broken by name."""
-    wanted = sorted(p.name for p in KERNELS_DIR.glob("*.h")) if "*" in names else sorted(names)
+def kernel_headers(names: Iterable[str]) -> list[Path]:
+    """The named kernel headers with the headers they #include "...", in inclusion order: the
+    prelude first, then each header after its dependencies, ties broken by name."""
+    wanted = sorted(names)
     ordered: list[str] = [PRELUDE]
 
     def visit(name: str) -> None:

@@ -47,20 +47,18 @@ LOWERINGS: dict[Op, Lowering] = {}
 KERNEL_HEADERS: dict[Op, tuple[str, ...]] = {}  # the kernels/*.h an op's C calls into
 
 
-def lowering(*ops: Op, kernels: tuple[str, ...] | None = None) -> Callable[[Lowering], Lowering]:
+def lowering(*ops: Op, kernels: tuple[str, ...] = ()) -> Callable[[Lowering], Lowering]:
     """Register fn as the lowering of ops; kernels names the headers its C calls into (their own
-    #include "..." dependencies follow), so a model's source carries only the kernels it uses."""
+    #include "..." dependencies follow), so a model's source carries only the kernels it uses.
+    A lowering that writes its loops inline names none."""
 
     def register(fn: Lowering) -> Lowering:
         for op in ops:
             LOWERINGS[op] = fn
-            KERNEL_HEADERS[op] = kernels if kernels is not None else ALL_KERNELS
+            KERNEL_HEADERS[op] = kernels
         return fn
 
     return register
-
-
-ALL_KERNELS = ("*",)  # transitional: lowerings not yet declaring their headers get every one
 
 
 def c_float(x: float) -> str:

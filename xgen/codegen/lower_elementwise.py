@@ -205,19 +205,19 @@ def _copy(
 # ---- lowerings ---------------------------------------------------------------------------------
 
 
-@lowering(*(O.UNARY_OPS - {Op.IDENTITY}))
+@lowering(*(O.UNARY_OPS - {Op.IDENTITY}), kernels=("elementwise.h",))
 def lower_unary(ctx: KernelContext, node: Node) -> str:
     expr, cost = _unary_expr(node)
     return _map(ctx, node, expr, "x", cost)
 
 
-@lowering(*O.BINARY_OPS)
+@lowering(*O.BINARY_OPS, kernels=("elementwise.h",))
 def lower_binary(ctx: KernelContext, node: Node) -> str:
     expr, cost = _binary_expr(node)
     return _map(ctx, node, expr, "ab", cost)
 
 
-@lowering(Op.WHERE)
+@lowering(Op.WHERE, kernels=("elementwise.h",))
 def lower_where(ctx: KernelContext, node: Node) -> str:
     return _map(ctx, node, "c ? x : y", "cxy")
 
@@ -302,7 +302,7 @@ _PAD_MODES = {O.PadMode.CONSTANT: "XG_PAD_CONSTANT", O.PadMode.REFLECT: "XG_PAD_
 _MAX_PAD_RANK = 8  # xg_pad keeps per-dim strides in a fixed array
 
 
-@lowering(Op.PAD)
+@lowering(Op.PAD, kernels=("movement.h",))
 def lower_pad(ctx: KernelContext, node: Node) -> str:
     (x,), (out,), a = node.inputs, node.outputs, node.attrs
     rank = len(x.shape)
@@ -325,7 +325,7 @@ def _c_scalar(value: np.ndarray, dtype: DType) -> str:
     return c_float(float(value)) if dtype.is_float else str(int(value))
 
 
-@lowering(Op.GATHER)
+@lowering(Op.GATHER, kernels=("movement.h",))
 def lower_gather(ctx: KernelContext, node: Node) -> str:
     (data, indices), (out,), axis = node.inputs, node.outputs, node.attrs.axis
     outer = prod(data.shape[:axis])
@@ -339,7 +339,7 @@ def lower_gather(ctx: KernelContext, node: Node) -> str:
     return f"if ({call} != 0) {ctx.fail(message)}"
 
 
-@lowering(Op.GATHER_ND)
+@lowering(Op.GATHER_ND, kernels=("movement.h",))
 def lower_gather_nd(ctx: KernelContext, node: Node) -> str:
     (data, indices), (out,), b = node.inputs, node.outputs, node.attrs.batch_dims
     m = indices.shape[-1]

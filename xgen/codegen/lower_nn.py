@@ -31,7 +31,7 @@ from xgen.ir import ops as O
 # ---- pooling, reductions, normalisations ------------------------------------------------------
 
 
-@lowering(Op.MAX_POOL, Op.AVERAGE_POOL)
+@lowering(Op.MAX_POOL, Op.AVERAGE_POOL, kernels=("pool.h",))
 def lower_pool(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
@@ -97,7 +97,7 @@ def reduce_passes(shape: Sequence[int], axes: Sequence[int]) -> list[tuple[int, 
     return passes or [(prod(shape), 1, 1)]
 
 
-@lowering(*O.REDUCE_OPS)
+@lowering(*O.REDUCE_OPS, kernels=("reduce.h",))
 def lower_reduce(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node, NUMERIC)
     x, y = node.inputs[0], node.outputs[0]
@@ -119,7 +119,7 @@ def lower_reduce(ctx: KernelContext, node: Node) -> str:
     return "\n".join(lines)
 
 
-@lowering(Op.ARG_MAX, Op.ARG_MIN)
+@lowering(Op.ARG_MAX, Op.ARG_MIN, kernels=("reduce.h",))
 def lower_arg_reduce(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node, NUMERIC)
     x, y = node.inputs[0], node.outputs[0]
@@ -132,7 +132,7 @@ def lower_arg_reduce(ctx: KernelContext, node: Node) -> str:
     )
 
 
-@lowering(Op.SOFTMAX, Op.LOG_SOFTMAX)
+@lowering(Op.SOFTMAX, Op.LOG_SOFTMAX, kernels=("norm.h",))
 def lower_softmax(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
@@ -152,7 +152,7 @@ def _per_element(ctx: KernelContext, node: Node, value: Value, shape: tuple[int,
     return ctx.add_weight(full, f"{node.name} {value.name} broadcast")
 
 
-@lowering(Op.LAYER_NORM)
+@lowering(Op.LAYER_NORM, kernels=("norm.h",))
 def lower_layer_norm(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
@@ -167,7 +167,7 @@ def lower_layer_norm(ctx: KernelContext, node: Node) -> str:
     )
 
 
-@lowering(Op.INSTANCE_NORM)
+@lowering(Op.INSTANCE_NORM, kernels=("norm.h",))
 def lower_instance_norm(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     x, scale, bias = node.inputs
@@ -179,7 +179,7 @@ def lower_instance_norm(ctx: KernelContext, node: Node) -> str:
     )
 
 
-@lowering(Op.BATCH_NORM)
+@lowering(Op.BATCH_NORM, kernels=("norm.h",))
 def lower_batch_norm(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     x = node.inputs[0]
@@ -284,7 +284,7 @@ def _resize_pass(
     return f"xg_resize_axis({dims}, {idx.shape[1]}, {table}, {wts});"
 
 
-@lowering(Op.RESIZE)
+@lowering(Op.RESIZE, kernels=("resize.h",))
 def lower_resize(ctx: KernelContext, node: Node) -> str:
     x, y = node.inputs[0], node.outputs[0]
     attrs: O.ResizeAttrs = node.attrs

@@ -8,6 +8,8 @@
 #ifndef XGEN_ELEMENTWISE_H
 #define XGEN_ELEMENTWISE_H
 
+#include "common.h"
+
 /* x clamped to [lo, hi]; NaN stays NaN. */
 XG_INLINE float xg_clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 

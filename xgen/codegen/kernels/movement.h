@@ -3,6 +3,8 @@
 #ifndef XGEN_MOVEMENT_H
 #define XGEN_MOVEMENT_H
 
+#include "common.h"
+
 enum { XG_PAD_CONSTANT = 0, XG_PAD_REFLECT = 1, XG_PAD_EDGE = 2, XG_PAD_WRAP = 3 };
 
 /* Input coordinate read by output coordinate i of a dim of size n padded with `begin` in front;

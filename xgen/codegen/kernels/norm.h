@@ -2,7 +2,8 @@
 #ifndef XG_NORM_H
 #define XG_NORM_H
 
-/* xg_expf comes from elementwise.h, inlined before this header. */
+#include "common.h"
+#include "elementwise.h" /* xg_expf */
 
 #define XG_SOFTMAX_BLOCK 64
 #define XG_LANES 16 /* interleaved accumulators: reductions over a contiguous row vectorise */

@@ -5,6 +5,8 @@
 #ifndef XG_POOL_H
 #define XG_POOL_H
 
+#include "common.h"
+
 /* The taps of one window along one dim: k in [lo, hi) land inside [0, n), and k in [0, padded)
  * inside the padded input (a window never starts before the begin padding). With the z and y
  * taps computed once per output row and the outputs each x tap reaches (xg_tap_outputs), the

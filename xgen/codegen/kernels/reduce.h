@@ -11,6 +11,8 @@
 #ifndef XG_REDUCE_H
 #define XG_REDUCE_H
 
+#include "common.h"
+
 #define XG_REDUCE_BLOCK 64 /* inner columns reduced together: the accumulators stay in registers */
 
 #define XG_SUM(a, v) ((a) + (v))

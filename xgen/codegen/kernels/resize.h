@@ -4,6 +4,8 @@
 #ifndef XG_RESIZE_H
 #define XG_RESIZE_H
 
+#include "common.h"
+
 /* Interpolation (float32): output row j is the weighted sum of `taps` input rows idx[j*taps + t]
  * with weights w[j*taps + t] (linear: 2 taps, cubic: 4). */
 static void xg_resize_axis(const float *x, float *y, long outer, long nin, long nout, long inner,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import check_op, make_model
+from harness import check_op, make_model, run_compiled, run_reference
 
 import xgen
 from xgen.errors import ShapeError, UnsupportedOpError
@@ -209,6 +209,22 @@ def test_max_pool_dilations() -> None:
 def test_max_pool_negative_inputs_padding_excluded() -> None:
     x = -np.abs(rand(1, 2, 5, 5)) - 1
     check("MaxPool", {"x": x}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_max_pool_propagates_nan(stride: int) -> None:
+    """onnxruntime's MaxPool keeps a NaN only when it comes first in a window, so the oracle here
+    is PyTorch's max_pool2d, which (like numpy) makes every window holding a NaN NaN."""
+    import torch
+
+    x = rand(1, 2, 9, 21)
+    x[0, 0, 2, 3] = x[0, 1, 8, 20] = x[0, 1, 0, 0] = np.nan
+    attrs = {"kernel_shape": [3, 3], "strides": [stride, stride], "pads": [1, 1, 1, 1]}
+    model = make_model("MaxPool", {"x": x}, attrs)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), 3, stride, 1).numpy()
+    assert np.isnan(want).sum() > 3
+    for got in (run_reference(model, {"x": x})[0], run_compiled(model, {"x": x})[0]):
+        np.testing.assert_array_equal(got, want)
 
 
 # Rows of 17+ outputs run xg_pool_tap's vectorised loops (literal strides 1 and 2, and 3).

@@ -39,14 +39,17 @@ XG_INLINE void xg_tap_outputs(long k, long n, long n_out, long stride, long pad_
     *hi = XG_MAX(*lo, XG_MIN(n_out, xg_ceil_div(n - off, stride)));
 }
 
-/* One tap over the outputs [lo, hi) of a row: max (NaN taps skipped, as `v > acc` is false)
- * or sum. Inlined with a literal stride of 1 or 2, the loop vectorises with plain loads and
+/* One tap over the outputs [lo, hi) of a row: max (a NaN tap makes the output NaN, as
+ * numpy and PyTorch do; `v != v` tests for NaN) or sum. Inlined with a literal stride of 1 or 2, the loop vectorises with plain loads and
  * shuffles rather than one load per element. */
 XG_INLINE void xg_pool_tap(int is_max, float *restrict yr, const float *restrict src, long lo,
                            long hi, long s)
 {
     if (is_max)
-        for (long ox = lo; ox < hi; ox++) yr[ox] = src[ox * s] > yr[ox] ? src[ox * s] : yr[ox];
+        for (long ox = lo; ox < hi; ox++) {
+            float v = src[ox * s];
+            yr[ox] = v > yr[ox] || v != v ? v : yr[ox];
+        }
     else
         for (long ox = lo; ox < hi; ox++) yr[ox] += src[ox * s];
 }

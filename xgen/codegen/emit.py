@@ -23,7 +23,7 @@ import numpy as np
 from xgen import __version__
 from xgen.codegen import lower
 from xgen.errors import UnsupportedOpError
-from xgen.ir import DType, Graph, Node, Value
+from xgen.ir import DType, Graph, Node, TensorType, Value
 from xgen.passes.memory import ALIAS_OPS, MemoryPlan, Storage, align, plan_memory
 
 ABI_VERSION = 1
@@ -38,8 +38,12 @@ class TensorSpec:
     shape: tuple[int, ...]
 
     @property
+    def type(self) -> TensorType:
+        return TensorType(self.dtype, self.shape)
+
+    @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return self.type.nbytes
 
     def to_json(self) -> dict:
         return {"name": self.name, "dtype": self.dtype.value, "shape": list(self.shape)}
@@ -53,7 +57,7 @@ class TensorSpec:
         return cls(value.name, value.dtype, value.shape)
 
     def __str__(self) -> str:
-        return f"{self.dtype.value}[{','.join(map(str, self.shape))}]"
+        return str(self.type)
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ class Emitter:
         """A C statement ending the run with an error code that the runtime turns into message."""
         assert self.node is not None
         self.errors.append(f"node {self.node.name} ({self.node.op.value}): {message}")
-        return f"return {len(self.errors)};"
+        return f"xg_fail({len(self.errors)});"
 
     # ---- emission ----------------------------------------------------------------------------
 
@@ -199,14 +199,14 @@ class Emitter:
         self.kernels.update(lower.KERNEL_HEADERS[node.op])
         code = lowering(self, node).strip("\n")
         self.node = None
-        return header + "\n{\n" + indent(code) + "\n}"
+        return header + "\n{\n" + indent(code) + "\n}\nxg_barrier();"
 
     def output_copies(self) -> list[str]:
         blocks = []
         for index, value in self.plan.copies:
             blocks.append(
                 comment(f"graph output {index} ({value.name}) lives elsewhere: copy it")
-                + f"\nmemcpy(outputs[{index}], {self.ptr(value)}, {value.type.nbytes});"
+                + f"\nxg_copy(outputs[{index}], {self.ptr(value)}, {value.type.nbytes});"
             )
         return blocks
 
@@ -227,7 +227,7 @@ class Emitter:
             weights=len(self.blob),
             n_inputs=len(self.graph.inputs),
             n_outputs=len(self.graph.outputs),
-            body=indent("\n\n".join(body)),
+            body=indent("\n\n".join(body), by=" " * 8),
         )
 
 
@@ -259,25 +259,41 @@ _TEMPLATE = """\
 #define XGEN_NUM_OUTPUTS {n_outputs}
 
 static int xg_threads = 0; /* 0: the OpenMP default */
+static int xg_status;      /* the first runtime check that failed (1-based), 0 if none */
 
 int xgen_abi_version(void) {{ return XGEN_ABI_VERSION; }}
 long xgen_arena_bytes(void) {{ return XGEN_ARENA_BYTES; }}
 long xgen_weights_bytes(void) {{ return XGEN_WEIGHTS_BYTES; }}
 void xgen_set_threads(int n) {{ xg_threads = n > 0 ? n : 0; }}
-int xgen_get_threads(void) {{ return xg_threads > 0 ? xg_threads : xg_max_threads(); }}
+int xgen_get_threads(void) {{
+#ifdef _OPENMP
+    return xg_threads > 0 ? xg_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}}
+
+/* Records a failed runtime check. The run goes on to the end (a parallel region cannot be left
+ * early) over data that no longer means anything, but every access stays in bounds: indices are
+ * the only data-dependent addresses and each is checked. */
+static void xg_fail(int check) {{
+    int none = 0;
+    __atomic_compare_exchange_n(&xg_status, &none, check, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}}
 
 /* Runs the model: inputs and outputs are the caller's dense row-major buffers, weights the
  * 64-byte aligned weight blob (XGEN_WEIGHTS_BYTES), arena 64-byte aligned scratch memory
- * (XGEN_ARENA_BYTES). Returns 0, or k > 0 when the k-th runtime check failed. */
+ * (XGEN_ARENA_BYTES). Returns 0, or k > 0 when the k-th runtime check failed. Runs of one model
+ * must not overlap (they share the arena and xg_status). The nodes run in one parallel region,
+ * each ending with a barrier (kernels/common.h). */
 int xgen_run(void *const *inputs, void *const *outputs, const char *weights, char *arena)
 {{
-#ifdef _OPENMP
-    if (xg_threads > 0) omp_set_num_threads(xg_threads);
-#endif
     (void)inputs; (void)outputs; (void)weights; (void)arena;
-
+    xg_status = 0;
+#pragma omp parallel num_threads(xgen_get_threads())
+    {{
 {body}
-
-    return 0;
+    }}
+    return xg_status;
 }}
 """

@@ -4,8 +4,9 @@ An op is described as a shape to iterate and, per operand, the element stride of
 (0 for a broadcast dim) and a base offset. Before emitting, size-1 dims are dropped and adjacent
 dims merged wherever every operand walks them contiguously, so `a[64,56,56] + b[64,1,1]` becomes
 two loops and `a[N] + b[N]` one: the inner loop is then a unit- or zero-stride loop that the C
-compiler vectorises. Large nests get an OpenMP parallel loop on the outermost dims; copies that
-transpose go in cache-line tiles (copy_nest).
+compiler vectorises. Every thread of the team runs the nest over its share of the outermost dim
+(or of the two outermost, when the first is short; kernels/common.h's xg_share decides from the
+nest's work whether to split at all); copies that transpose go in cache-line tiles (copy_nest).
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
 
-# Work (elements x cost) worth a parallel region. Above kernels/common.h's XG_PARALLEL_MIN: waking
-# a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs about 10 us, while a 2-thread split of
-# a streaming loop saves about 0.06 ns per element, so it pays from about 2^17 elements.
-PARALLEL_MIN = 1 << 17
-MIN_PARALLEL_ROWS = 8  # an outer loop shorter than this is collapsed with the next one
+MIN_SHARED_ROWS = 8  # an outer loop shorter than this is split together with the next one
 TILE = 16  # a transposing copy moves TILE x TILE blocks: 16 floats are one 64-byte line
 
 
@@ -86,19 +83,36 @@ def loop_nest(
     elements = [
         f"{op.var}[{_index(op.offset, s)}]" for op, s in zip(operands, strides, strict=True)
     ]
-    lines = []
-    if dims and prod(shape) * cost >= PARALLEL_MIN:
-        collapse = 2 if len(dims) > 2 and dims[0] < MIN_PARALLEL_ROWS else 1
-        lines.append("#pragma omp parallel for" + (" collapse(2)" if collapse > 1 else ""))
-    for d, n in enumerate(dims):
-        brace = " {" if d == len(dims) - 1 else ""
-        lines.append("    " * d + f"for (long i{d} = 0; i{d} < {n}; i{d}++){brace}")
-    depth = len(dims)
-    statement = body(elements)
+    dims = dims or [1]  # a scalar: one iteration, for thread 0
+    work = prod(dims) * cost
+    if len(dims) > 2 and dims[0] < MIN_SHARED_ROWS:  # split the first two dims together
+        n0, n1 = dims[:2]
+        lines = [*_shared_loop("r", n0 * n1, work), f"    long i0 = r / {n1}, i1 = r % {n1};"]
+        first = 2
+    else:
+        lines, first = _shared_loop("i0", dims[0], work), 1
+    loops = [f"for (long i{d} = 0; i{d} < {dims[d]}; i{d}++) {{" for d in range(first, len(dims))]
+    return _nest(lines, loops, body(elements))
+
+
+def _shared_loop(var: str, n: int, work: int, step: int = 1) -> list[str]:
+    """The opening of `for (var over [0, n) in steps)` taking this thread's share of the steps."""
+    loop = f"for (long {var} = share.lo; {var} < share.hi; {var}++) {{"
+    if step != 1:
+        loop = f"for (long s = share.lo; s < share.hi; s++) {{\n    long {var} = s * {step};"
+    return [f"xg_range share = xg_share({-(-n // step)}, {work});", *loop.split("\n")]
+
+
+def _nest(shared: list[str], loops: list[str], statement: str) -> str:
+    """A block: the shared outer loop, then the inner loops each one level deeper, then the
+    statement; the block keeps each nest's `share` its own."""
+    lines = list(shared)
+    for depth, loop in enumerate(loops, start=1):
+        lines.append("    " * depth + loop)
+    depth = len(loops) + 1
     lines += ["    " * depth + line for line in statement.splitlines()]
-    if dims:
-        lines.append("    " * (depth - 1) + "}")
-    return "\n".join(lines)
+    lines += ["    " * d + "}" for d in reversed(range(depth))]
+    return "\n".join(["{", *("    " + line for line in lines), "}"])
 
 
 def copy_nest(shape: Sequence[int], dst: Operand, src: Operand) -> str:
@@ -115,14 +129,17 @@ def copy_nest(shape: Sequence[int], dst: Operand, src: Operand) -> str:
         return loop_nest(shape, [dst, src], lambda e: f"{e[0]} = {e[1]};")
     j = unit[0]
     outer = [d for d in range(last) if d != j]
-    lines = ["#pragma omp parallel for"] if prod(dims) >= PARALLEL_MIN else []
-    loops = [f"for (long i{d} = 0; i{d} < {dims[d]}; i{d}++)" for d in outer]
-    loops += [f"for (long t{d} = 0; t{d} < {dims[d]}; t{d} += {TILE})" for d in (j, last)]
+    work = prod(dims)
+    if outer:
+        shared = _shared_loop(f"i{outer[0]}", dims[outer[0]], work)
+        loops = [f"for (long i{d} = 0; i{d} < {dims[d]}; i{d}++) {{" for d in outer[1:]]
+        loops.append(f"for (long t{j} = 0; t{j} < {dims[j]}; t{j} += {TILE}) {{")
+    else:
+        shared, loops = _shared_loop(f"t{j}", dims[j], work, step=TILE), []
+    loops.append(f"for (long t{last} = 0; t{last} < {dims[last]}; t{last} += {TILE}) {{")
     loops += [
-        f"for (long i{d} = t{d}; i{d} < XG_MIN(t{d} + {TILE}, {dims[d]}); i{d}++)"
+        f"for (long i{d} = t{d}; i{d} < XG_MIN(t{d} + {TILE}, {dims[d]}); i{d}++) {{"
         for d in (j, last)
     ]
-    lines += ["    " * depth + loop for depth, loop in enumerate(loops)]
     lhs, rhs = f"{dst.var}[{_index(dst.offset, ds)}]", f"{src.var}[{_index(src.offset, ss)}]"
-    lines.append("    " * len(loops) + f"{lhs} = {rhs};")
-    return "\n".join(lines)
+    return _nest(shared, loops, f"{lhs} = {rhs};")

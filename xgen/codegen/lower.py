@@ -3,6 +3,9 @@
 A lowering is a function (ctx, node) -> str registered with @lowering(Op...). It returns C
 statements (one block) computing node.outputs from node.inputs, usually a call into a kernel of
 the library in codegen/kernels/*.h with the shapes and attributes as literal arguments.
+Every thread of the team runs the block (see kernels/common.h): work is split with xg_share, a
+pass reading what the previous pass of the block wrote waits for it (BETWEEN_PASSES), and the
+emitter puts a barrier after each node.
 The emitter (emit.py) owns buffers, the weight blob and the arena; lowerings ask it for pointers.
 """
 
@@ -78,6 +81,9 @@ def c_ints(values: tuple[int, ...] | list[int]) -> str:
 def round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
+
+# Joins the kernel calls of a node whose passes feed each other.
+BETWEEN_PASSES = "\nxg_barrier();\n"
 
 FLOAT32 = (DType.FLOAT32,)
 NUMERIC = (DType.FLOAT32, DType.INT64, DType.INT32, DType.INT8, DType.UINT8)  # see reduce.h

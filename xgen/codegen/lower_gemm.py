@@ -13,6 +13,7 @@ from math import prod
 import numpy as np
 
 from xgen.codegen.lower import (
+    BETWEEN_PASSES,
     KernelContext,
     c_float,
     c_ints,
@@ -251,7 +252,7 @@ def lower_gemm(ctx: KernelContext, node: Node) -> str:
     call = _gemm_call(
         ctx, node, (m, n, k), a, a_strides, b, b_strides, ctx.ptr(y), attrs.alpha, beta, epilogue
     )
-    return "\n".join([*code, call])
+    return BETWEEN_PASSES.join([*code, call])
 
 
 def _bias_vector(

@@ -14,6 +14,7 @@ from math import prod
 import numpy as np
 
 from xgen.codegen.lower import (
+    BETWEEN_PASSES,
     FLOAT32,
     NUMERIC,
     KernelContext,
@@ -116,7 +117,7 @@ def lower_reduce(ctx: KernelContext, node: Node) -> str:
         kernel = _reduce_kernel(node.op, src_dtype, dst_dtype)
         lines.append(f"{kernel}({src}, {dst}, {outer}, {n}, {inner}, {divisor if last else 1});")
         src, src_dtype = dst, dst_dtype
-    return "\n".join(lines)
+    return BETWEEN_PASSES.join(lines)
 
 
 @lowering(Op.ARG_MAX, Op.ARG_MIN, kernels=("reduce.h",))
@@ -293,7 +294,7 @@ def lower_resize(ctx: KernelContext, node: Node) -> str:
     else:
         check_dtypes(node, FLOAT32, by=f" by mode {attrs.mode.value}")
     if x.shape == attrs.sizes:  # onnxruntime copies whatever the scales say
-        return f"memcpy({ctx.ptr(y)}, {ctx.ptr(x)}, {x.type.nbytes});"
+        return f"xg_copy({ctx.ptr(y)}, {ctx.ptr(x)}, {x.type.nbytes});"
     axes = [
         i for i, (d, s) in enumerate(zip(x.shape, attrs.sizes, strict=True))
         if d != s or attrs.scales[i] != 1.0
@@ -309,4 +310,4 @@ def lower_resize(ctx: KernelContext, node: Node) -> str:
         lines.append(_resize_pass(ctx, node, axis, axis_view(shape, axis), src, dst))
         shape[axis] = attrs.sizes[axis]
         src = dst
-    return "\n".join(lines)
+    return BETWEEN_PASSES.join(lines)

@@ -39,8 +39,8 @@ static void xg_im2col_packed(const float *x, long channels, const long *in, cons
 {
     long taps = xg_prod3(ker), npix = xg_prod3(out), plane = xg_prod3(in);
     long rows = channels * taps, npanels = (npix + XG_GEMM_NP - 1) / XG_GEMM_NP;
-#pragma omp parallel for schedule(static) if (rows * npix > XG_PARALLEL_MIN)
-    for (long row = 0; row < rows; row++) {
+    xg_range share = xg_share(rows, rows * npix);
+    for (long row = share.lo; row < share.hi; row++) {
         float line[npanels * XG_GEMM_NP]; /* the row, zero-padded to whole panels */
         long c = row / taps, t = row % taps;
         long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
@@ -79,7 +79,8 @@ static void xg_im2col_packed(const float *x, long channels, const long *in, cons
 /* y[n][k][pix] = bias[k] (or 0), the starting value both convolutions accumulate onto. */
 static void xg_fill_channels(float *y, long batch, long channels, long npix, const float *bias)
 {
-    for (long i = 0; i < batch * channels; i++) {
+    xg_range share = xg_share(batch * channels, batch * channels * npix);
+    for (long i = share.lo; i < share.hi; i++) {
         float v = bias ? bias[i % channels] : 0.0f;
         for (long p = 0; p < npix; p++) y[i * npix + p] = v;
     }
@@ -113,13 +114,17 @@ static void xg_conv(const float *x, const float *wp, const float *w, long wstrid
     for (long n = 0; n < batch; n++) {
         for (long g = 0; g < group; g++) {
             const float *xg = x + (n * cin + g * cin_g) * plane;
-            if (!direct) xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, col);
+            if (!direct) {
+                xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, col);
+                xg_barrier();
+            }
             const float *wg = (wp ? wp : w) + g * wstride;
             xg_epilogue eg =
                 ep ? xg_conv_epilogue(ep, n, g * cout_g, cout, npix) : (xg_epilogue){0};
             xg_sgemm(cout_g, npix, K, 1.0f, wp ? wg : NULL, wp ? NULL : wg, K, 1,
                      direct ? NULL : col, xg, npix, 1, 0.0f, y + (n * cout + g * cout_g) * npix,
                      npix, ep ? &eg : NULL, gemm_work);
+            if (!direct) xg_barrier(); /* col is refilled for the next image or group */
         }
     }
 }
@@ -203,8 +208,8 @@ static void xg_conv_depthwise(const float *x, const float *w, float *y, long bat
     int plane_path = ker[0] == 1 && in[0] == 1 && out[0] == 1 &&
                      xg_conv_depthwise_plane_floats(out, ker, stride, dil) <=
                          XG_DEPTHWISE_PLANE_MAX;
-#pragma omp parallel for schedule(static) if (batch * channels * npix * taps > XG_PARALLEL_MIN)
-    for (long nc = 0; nc < batch * channels; nc++) {
+    xg_range share = xg_share(batch * channels, batch * channels * npix * taps);
+    for (long nc = share.lo; nc < share.hi; nc++) {
         long c = nc % channels;
         const float *xc = x + nc * plane, *wc = w + c * taps;
         float *yc = y + nc * npix;
@@ -253,8 +258,8 @@ static void xg_col2im(const float *col, long channels, const long *in, const lon
                       float *y)
 {
     long taps = xg_prod3(ker), npix = xg_prod3(in), oplane = xg_prod3(out);
-#pragma omp parallel for schedule(static) if (channels * taps * npix > XG_PARALLEL_MIN)
-    for (long c = 0; c < channels; c++) {
+    xg_range share = xg_share(channels, channels * taps * npix);
+    for (long c = share.lo; c < share.hi; c++) {
         float *yc = y + c * oplane;
         for (long t = 0; t < taps; t++) {
             long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
@@ -290,14 +295,17 @@ static void xg_conv_transpose(const float *x, const float *wp, const float *w, l
     long M = cout_g * taps, npix = xg_prod3(in), oplane = xg_prod3(out);
     float *col = work;
     xg_fill_channels(y, batch, cout, oplane, bias);
+    xg_barrier();
     for (long n = 0; n < batch; n++) {
         for (long g = 0; g < group; g++) {
             const float *wg = (wp ? wp : w) + g * wstride;
             xg_sgemm(M, npix, cin_g, 1.0f, wp ? wg : NULL, wp ? NULL : wg, 1, M, NULL,
                      x + (n * cin + g * cin_g) * npix, npix, 1, 0.0f, col, npix, NULL,
                      work + M * npix);
+            xg_barrier();
             xg_col2im(col, cout_g, in, out, ker, stride, pad, dil,
                       y + (n * cout + g * cout_g) * oplane);
+            xg_barrier(); /* col is refilled for the next image or group */
         }
     }
 }

@@ -97,18 +97,20 @@ static void xg_ukr(long kc, const float *a, const float *b, long bps, float *til
 }
 #endif
 
-/* The narrow variant for the last single B panel when NR spans two panels. */
+/* The narrow variant for the last single B panel when NR spans two panels: one zmm per row. */
 static void xg_ukr_narrow(long kc, const float *a, const float *b, float *tile)
 {
 #if XG_GEMM_NR == XG_GEMM_NP
     xg_ukr(kc, a, b, 0, tile);
 #else
-    float c[XG_GEMM_MR][XG_GEMM_NP] = {{0}};
-    for (long k = 0; k < kc; k++)
+    __m512 c[XG_GEMM_MR];
+    for (int r = 0; r < XG_GEMM_MR; r++) c[r] = _mm512_setzero_ps();
+    for (long k = 0; k < kc; k++) {
+        __m512 x = _mm512_loadu_ps(b + k * XG_GEMM_NP);
         for (int r = 0; r < XG_GEMM_MR; r++)
-            for (int j = 0; j < XG_GEMM_NP; j++)
-                c[r][j] += a[k * XG_GEMM_MR + r] * b[k * XG_GEMM_NP + j];
-    for (int r = 0; r < XG_GEMM_MR; r++) memcpy(tile + r * XG_GEMM_NR, c[r], sizeof c[r]);
+            c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * XG_GEMM_MR + r]), x, c[r]);
+    }
+    for (int r = 0; r < XG_GEMM_MR; r++) _mm512_storeu_ps(tile + r * XG_GEMM_NR, c[r]);
 #endif
 }
 
@@ -185,78 +187,77 @@ static inline long xg_sgemm_work_floats(long M, long N, long K)
 /* C[M][N] (row stride ldc) = epilogue(alpha * A @ B + beta * C); ep may be NULL (none), its
  * residual has row stride ldc too. Each operand is either packed at compile time (Ap / Bp != NULL,
  * layouts above) or strided (A, rsa, csa / B, rsb, csb). work holds xg_sgemm_work_floats(M, N, K)
- * floats. */
+ * floats. Called by the whole team: the output tiles are split evenly and each thread keeps the
+ * same tiles through every K block, so with both operands packed the threads never wait for
+ * each other; an operand packed at run time costs two barriers per K block. */
 static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const float *A,
                      long rsa, long csa, const float *Bp, const float *B, long rsb, long csb,
                      float beta, float *C, long ldc, const xg_epilogue *ep, float *work)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* empty sum */
-        for (long m = 0; m < M; m++) {
+        xg_range rows = xg_share(M, M * N);
+        for (long m = rows.lo; m < rows.hi; m++) {
             float *cm = C + m * ldc;
             for (long n = 0; n < N; n++) cm[n] = beta == 0.0f ? 0.0f : beta * cm[n];
             xg_epilogue_row(ep, m, 0, N, ldc, cm);
         }
         return;
     }
-    long kcmax = K < XG_GEMM_KC ? K : XG_GEMM_KC;
+    /* a multiply-add costs less than the streamed element XG_PARALLEL_MIN counts */
+    long kcmax = K < XG_GEMM_KC ? K : XG_GEMM_KC, cost = M * N * K / 2;
     long Mp = xg_round_up(M, XG_GEMM_MR), Np = xg_round_up(N, XG_GEMM_NR);
     long a_panels = Mp / XG_GEMM_MR, b_panels = xg_round_up(N, XG_GEMM_NP) / XG_GEMM_NP;
     long m_blocks = (M + XG_GEMM_MC - 1) / XG_GEMM_MC, n_tiles = Np / XG_GEMM_NR;
     float *bpack = work, *apack = work + kcmax * Np;
-    int parallel = (double)M * N * K > 2.0 * XG_PARALLEL_MIN;
+    /* Tiles in (row block, column tile) order: a thread's contiguous share reuses its MC x kc
+     * block of A from L2 across many B tiles. */
+    xg_range tiles = xg_share(m_blocks * n_tiles, cost);
+    int packing = !Ap || !Bp;
 
-#pragma omp parallel if (parallel)
     for (long k0 = 0; k0 < K; k0 += XG_GEMM_KC) {
         long kc = K - k0 < XG_GEMM_KC ? K - k0 : XG_GEMM_KC;
         float beta_k = k0 == 0 ? beta : 1.0f;
         const xg_epilogue *ep_k = k0 + kc == K ? ep : NULL;
-        const float *ablock, *bblock;
-        if (Bp) {
-            bblock = Bp + b_panels * XG_GEMM_NP * k0;
-        } else {
-#pragma omp for schedule(static) nowait
-            for (long p = 0; p < b_panels; p++)
+        const float *ablock = Ap ? Ap + Mp * k0 : apack;
+        const float *bblock = Bp ? Bp + b_panels * XG_GEMM_NP * k0 : bpack;
+        if (!Bp) {
+            xg_range panels = xg_share(b_panels, cost);
+            for (long p = panels.lo; p < panels.hi; p++)
                 xg_pack_b_panel(N, kc, k0, B, rsb, csb, p, bpack + p * kc * XG_GEMM_NP);
-            bblock = bpack;
         }
-        if (Ap) {
-            ablock = Ap + Mp * k0;
-        } else {
-#pragma omp for schedule(static) nowait
-            for (long p = 0; p < a_panels; p++)
+        if (!Ap) {
+            xg_range panels = xg_share(a_panels, cost);
+            for (long p = panels.lo; p < panels.hi; p++)
                 xg_pack_a_panel(M, kc, k0, A, rsa, csa, p, apack + p * kc * XG_GEMM_MR);
-            ablock = apack;
         }
-#pragma omp barrier
-        /* Tiles in (row block, column tile) order: a thread's contiguous share reuses its
-         * MC x kc block of A from L2 across many B tiles. */
-#pragma omp for schedule(static) collapse(2)
-        for (long mb = 0; mb < m_blocks; mb++) {
-            for (long t = 0; t < n_tiles; t++) {
-                float tile[XG_GEMM_MR * XG_GEMM_NR] __attribute__((aligned(64)));
-                long n0 = t * XG_GEMM_NR, nr = N - n0 < XG_GEMM_NR ? N - n0 : XG_GEMM_NR;
-                const float *bp = bblock + (n0 / XG_GEMM_NP) * kc * XG_GEMM_NP;
-                long m_end = (mb + 1) * XG_GEMM_MC < M ? (mb + 1) * XG_GEMM_MC : M;
-                for (long m0 = mb * XG_GEMM_MC; m0 < m_end; m0 += XG_GEMM_MR) {
-                    const float *ap = ablock + (m0 / XG_GEMM_MR) * kc * XG_GEMM_MR;
-                    if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
-                        xg_ukr(kc, ap, bp, kc * XG_GEMM_NP, tile);
-                    else
-                        xg_ukr_narrow(kc, ap, bp, tile);
-                    long mr = M - m0 < XG_GEMM_MR ? M - m0 : XG_GEMM_MR;
-                    xg_gemm_store(tile, C, ldc, m0, n0, mr, nr, alpha, beta_k, ep_k);
-                }
+        if (packing) xg_barrier();
+        for (long i = tiles.lo; i < tiles.hi; i++) {
+            long mb = i / n_tiles, t = i % n_tiles;
+            float tile[XG_GEMM_MR * XG_GEMM_NR] __attribute__((aligned(64)));
+            long n0 = t * XG_GEMM_NR, nr = N - n0 < XG_GEMM_NR ? N - n0 : XG_GEMM_NR;
+            const float *bp = bblock + (n0 / XG_GEMM_NP) * kc * XG_GEMM_NP;
+            long m_end = (mb + 1) * XG_GEMM_MC < M ? (mb + 1) * XG_GEMM_MC : M;
+            for (long m0 = mb * XG_GEMM_MC; m0 < m_end; m0 += XG_GEMM_MR) {
+                const float *ap = ablock + (m0 / XG_GEMM_MR) * kc * XG_GEMM_MR;
+                if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
+                    xg_ukr(kc, ap, bp, kc * XG_GEMM_NP, tile);
+                else
+                    xg_ukr_narrow(kc, ap, bp, tile);
+                long mr = M - m0 < XG_GEMM_MR ? M - m0 : XG_GEMM_MR;
+                xg_gemm_store(tile, C, ldc, m0, n0, mr, nr, alpha, beta_k, ep_k);
             }
         }
-        /* the implicit barrier of the loop above keeps the packed buffers alive until done */
+        if (packing) xg_barrier(); /* the packed buffers are refilled for the next K block */
     }
 }
 
-/* C[m][n] = beta * c[m*rs + n*cs] (strides 0 broadcast): Gemm's C input, before C += A @ B. */
+/* C[m][n] = beta * c[m*rs + n*cs] (strides 0 broadcast): Gemm's C input, before C += A @ B.
+ * The caller separates it from the product with xg_barrier. */
 static void xg_gemm_fill(float *C, long M, long N, const float *c, long rs, long cs, float beta)
 {
-    for (long m = 0; m < M; m++)
+    xg_range rows = xg_share(M, M * N);
+    for (long m = rows.lo; m < rows.hi; m++)
         for (long n = 0; n < N; n++) C[m * N + n] = beta * c[m * rs + n * cs];
 }
 

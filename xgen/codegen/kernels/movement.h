@@ -42,8 +42,8 @@ static void xg_pad(const char *XG_RESTRICT in, char *XG_RESTRICT out, const void
     const long w = out_shape[rank - 1], n = size[rank - 1], b = begin[rank - 1];
     /* the columns [b, hi) read the cropped row's columns 0 .. hi - b - 1 in one run */
     const long hi = XG_MIN(b + n, w);
-    #pragma omp parallel for if (rows * w > XG_PARALLEL_MIN)
-    for (long r = 0; r < rows; r++) {
+    xg_range share = xg_share(rows, rows * w);
+    for (long r = share.lo; r < share.hi; r++) {
         char *dst = out + r * w * elem_size;
         long src = base, rest = r;
         for (int d = rank - 2; d >= 0 && src >= 0; d--) {
@@ -82,8 +82,8 @@ static int xg_gather(const char *XG_RESTRICT data, const void *indices, int idx6
         long k = xg_index_at(indices, idx64, j);
         if (k < -axis_dim || k >= axis_dim) return -1;
     }
-    #pragma omp parallel for if (outer * n_idx * inner_bytes > 4 * XG_PARALLEL_MIN)
-    for (long o = 0; o < outer; o++) {
+    xg_range share = xg_share(outer, (outer * n_idx * inner_bytes) / 4);
+    for (long o = share.lo; o < share.hi; o++) {
         for (long j = 0; j < n_idx; j++) {
             long k = xg_index_at(indices, idx64, j);
             if (k < 0) k += axis_dim;
@@ -106,8 +106,8 @@ static int xg_gather_nd(const char *XG_RESTRICT data, const void *indices, int i
         long k = xg_index_at(indices, idx64, i), n = dims[i % m];
         if (k < -n || k >= n) return -1;
     }
-    #pragma omp parallel for if (batch * n_rows * slice_bytes > 4 * XG_PARALLEL_MIN)
-    for (long r = 0; r < batch * n_rows; r++) {
+    xg_range share = xg_share(batch * n_rows, (batch * n_rows * slice_bytes) / 4);
+    for (long r = share.lo; r < share.hi; r++) {
         long slice = 0; /* row-major position of the slice among the batch's slices */
         for (int d = 0; d < m; d++) {
             long k = xg_index_at(indices, idx64, r * m + d);

@@ -51,8 +51,8 @@ static void xg_softmax_row(const float *restrict x, float *restrict y, long n, i
  * strided by inner and blocks of inner columns go together. */
 static void xg_softmax(const float *x, float *y, long outer, long n, long inner, int log_softmax)
 {
-#pragma omp parallel for schedule(static) if (outer * n * inner > XG_PARALLEL_MIN)
-    for (long o = 0; o < outer; o++) {
+    xg_range share = xg_share(outer, outer * n * inner);
+    for (long o = share.lo; o < share.hi; o++) {
         if (inner == 1) {
             xg_softmax_row(x + o * n, y + o * n, n, log_softmax);
             continue;
@@ -114,8 +114,8 @@ static void xg_row_moments(const float *x, long n, float eps, float *mean, float
 static void xg_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
                           long rows, long n, float eps)
 {
-#pragma omp parallel for schedule(static) if (rows * n > XG_PARALLEL_MIN)
-    for (long r = 0; r < rows; r++) {
+    xg_range share = xg_share(rows, rows * n);
+    for (long r = share.lo; r < share.hi; r++) {
         float mean, inv_std;
         xg_row_moments(x + r * n, n, eps, &mean, &inv_std);
         const float *xr = x + r * n;
@@ -129,8 +129,8 @@ static void xg_layer_norm(const float *x, const float *gamma, const float *beta,
 static void xg_instance_norm(const float *x, const float *scale, const float *bias, float *y,
                              long batch, long channels, long npix, float eps)
 {
-#pragma omp parallel for schedule(static) if (batch * channels * npix > XG_PARALLEL_MIN)
-    for (long p = 0; p < batch * channels; p++) {
+    xg_range share = xg_share(batch * channels, batch * channels * npix);
+    for (long p = share.lo; p < share.hi; p++) {
         float mean, inv_std;
         xg_row_moments(x + p * npix, npix, eps, &mean, &inv_std);
         float a = inv_std * scale[p % channels], b = bias[p % channels] - mean * a;
@@ -143,8 +143,8 @@ static void xg_batch_norm(const float *x, const float *scale, const float *bias,
                           const float *mean, const float *var, float *y, long batch,
                           long channels, long npix, float eps)
 {
-#pragma omp parallel for schedule(static) if (batch * channels * npix > XG_PARALLEL_MIN)
-    for (long p = 0; p < batch * channels; p++) {
+    xg_range share = xg_share(batch * channels, batch * channels * npix);
+    for (long p = share.lo; p < share.hi; p++) {
         long c = p % channels;
         float a = scale[c] / sqrtf(var[c] + eps), b = bias[c] - mean[c] * a;
         for (long i = 0; i < npix; i++) y[p * npix + i] = x[p * npix + i] * a + b;

@@ -91,8 +91,8 @@ static void xg_pool(int is_max, int count_include_pad, const float *x, float *y,
                     const long *pad, const long *dil)
 {
     long ipl = in[0] * in[1] * in[2], opl = out[0] * out[1] * out[2];
-#pragma omp parallel for schedule(static) if (planes * opl * ker[0] * ker[1] * ker[2] > XG_PARALLEL_MIN)
-    for (long p = 0; p < planes; p++) {
+    xg_range share = xg_share(planes, planes * opl * ker[0] * ker[1] * ker[2]);
+    for (long p = share.lo; p < share.hi; p++) {
         for (long oz = 0; oz < out[0]; oz++) {
             xg_taps tz = xg_pool_taps(oz, in[0], ker[0], stride[0], pad[0], pad[3], dil[0]);
             for (long oy = 0; oy < out[1]; oy++) {

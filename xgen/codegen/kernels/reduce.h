@@ -30,8 +30,8 @@
 #define XG_DEFINE_REDUCE(NAME, T, TY, ACC, INIT, COMBINE, FINISH)                              \
     static void NAME(const T *x, TY *y, long outer, long n, long inner, long div)               \
     {                                                                                           \
-        _Pragma("omp parallel for schedule(static) if (outer * n * inner > XG_PARALLEL_MIN)")   \
-        for (long o = 0; o < outer; o++) {                                                      \
+        xg_range share = xg_share(outer, outer * n * inner);                                    \
+        for (long o = share.lo; o < share.hi; o++) {                                            \
             const T *xo = x + o * n * inner;                                                    \
             if (inner == 1) {                                                                   \
                 ACC lanes[16];                                                                  \
@@ -87,8 +87,8 @@ XG_DEFINE_WIDE_SUMS(uint8_t)
     static void xg_arg_reduce_##T(const T *x, int64_t *y, long outer, long n, long inner,       \
                                   int is_max, int select_last)                                  \
     {                                                                                           \
-        _Pragma("omp parallel for schedule(static) if (outer * n * inner > XG_PARALLEL_MIN)")   \
-        for (long o = 0; o < outer; o++) {                                                      \
+        xg_range share = xg_share(outer, outer * n * inner);                                    \
+        for (long o = share.lo; o < share.hi; o++) {                                            \
             for (long i = 0; i < inner; i++) {                                                  \
                 const T *col = x + o * n * inner + i;                                           \
                 T best = col[0];                                                                \

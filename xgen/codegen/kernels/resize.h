@@ -11,8 +11,8 @@
 static void xg_resize_axis(const float *x, float *y, long outer, long nin, long nout, long inner,
                            long taps, const int32_t *idx, const float *w)
 {
-#pragma omp parallel for schedule(static) if (outer * nout * inner * taps > XG_PARALLEL_MIN)
-    for (long oj = 0; oj < outer * nout; oj++) {
+    xg_range share = xg_share(outer * nout, outer * nout * inner * taps);
+    for (long oj = share.lo; oj < share.hi; oj++) {
         long o = oj / nout, j = oj % nout;
         float *dst = y + oj * inner;
         const float *src = x + o * nin * inner;
@@ -31,8 +31,8 @@ static void xg_resize_axis(const float *x, float *y, long outer, long nin, long 
     static void xg_resize_nearest_##T(const T *x, T *y, long outer, long nin, long nout,        \
                                       long inner, const int32_t *idx)                           \
     {                                                                                           \
-        _Pragma("omp parallel for schedule(static) if (outer * nout * inner > XG_PARALLEL_MIN)")\
-        for (long oj = 0; oj < outer * nout; oj++) {                                            \
+        xg_range share = xg_share(outer * nout, outer * nout * inner);                          \
+        for (long oj = share.lo; oj < share.hi; oj++) {                                         \
             const T *row = x + (oj / nout * nin + idx[oj % nout]) * inner;                      \
             T *dst = y + oj * inner;                                                            \
             for (long i = 0; i < inner; i++) dst[i] = row[i];                                   \

@@ -71,8 +71,7 @@ static void xg_im2col_packed(const float *x, long channels, const long *in, cons
         long kc = rows - k0 < XG_GEMM_KC ? rows - k0 : XG_GEMM_KC;
         float *dst = packed + npanels * XG_GEMM_NP * k0 + (row - k0) * XG_GEMM_NP;
         for (long p = 0; p < npanels; p++)
-            memcpy(dst + p * kc * XG_GEMM_NP, line + p * XG_GEMM_NP,
-                   XG_GEMM_NP * sizeof(float));
+            xg_copy_panel_row(dst + p * kc * XG_GEMM_NP, line + p * XG_GEMM_NP);
     }
 }
 

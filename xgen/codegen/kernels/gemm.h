@@ -158,6 +158,13 @@ static void xg_pack_a_panel(long M, long kc, long k0, const float *A, long rsa, 
             dst[k * XG_GEMM_MR + r] = m0 + r < M ? A[(m0 + r) * rsa + (k0 + k) * csa] : 0.0f;
 }
 
+/* One row of a B panel: a fixed-size loop the compiler turns into vector moves (a memcpy call of
+ * 64 bytes costs more than the copy). */
+XG_INLINE void xg_copy_panel_row(float *XG_RESTRICT dst, const float *XG_RESTRICT src)
+{
+    for (int j = 0; j < XG_GEMM_NP; j++) dst[j] = src[j];
+}
+
 /* Panel p of B (columns p*NP..) over K block [k0, k0+kc): element (k, n) is B[k*rsb + n*csb]. */
 static void xg_pack_b_panel(long N, long kc, long k0, const float *B, long rsb, long csb,
                             long p, float *dst)
@@ -166,6 +173,10 @@ static void xg_pack_b_panel(long N, long kc, long k0, const float *B, long rsb, 
     for (long k = 0; k < kc; k++) {
         const float *src = B + (k0 + k) * rsb + n0 * csb;
         float *d = dst + k * XG_GEMM_NP;
+        if (csb == 1 && w == XG_GEMM_NP) {
+            xg_copy_panel_row(d, src);
+            continue;
+        }
         if (csb == 1) {
             memcpy(d, src, (size_t)w * sizeof(float));
         } else {

@@ -124,7 +124,7 @@ def _weight_args(
     return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
-@lowering(Op.CONV, kernels=("conv.h",))
+@lowering(Op.CONV, kernels=("conv.h", "depthwise.h"))
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)

@@ -29,6 +29,7 @@
 #define XG_GEMM_NP 16  /* columns of a packed B panel */
 #define XG_GEMM_KC 256 /* depth of a K block: an A panel + a B panel stay in L1 */
 #define XG_GEMM_MC 128 /* rows of a block of A kept in L2 while threads sweep B panels */
+#define XG_GEMM_TILES_PER_THREAD 4 /* fewer (row block, column tile) tiles balance badly */
 #if defined(__AVX512F__)
 #define XG_GEMM_NR 32 /* microkernel width: two B panels */
 #else
@@ -219,7 +220,11 @@ static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const
     long kcmax = K < XG_GEMM_KC ? K : XG_GEMM_KC, cost = M * N * K / 2;
     long Mp = xg_round_up(M, XG_GEMM_MR), Np = xg_round_up(N, XG_GEMM_NR);
     long a_panels = Mp / XG_GEMM_MR, b_panels = xg_round_up(N, XG_GEMM_NP) / XG_GEMM_NP;
-    long m_blocks = (M + XG_GEMM_MC - 1) / XG_GEMM_MC, n_tiles = Np / XG_GEMM_NR;
+    long n_tiles = Np / XG_GEMM_NR, mc = XG_GEMM_MC;
+    /* Row blocks of MC rows, or fewer when that leaves too few tiles to balance the team. */
+    long min_tiles = XG_GEMM_TILES_PER_THREAD * xg_team_size();
+    while (mc > XG_GEMM_MR && (M + mc - 1) / mc * n_tiles < min_tiles) mc /= 2;
+    long m_blocks = (M + mc - 1) / mc;
     float *bpack = work, *apack = work + kcmax * Np;
     /* Tiles in (row block, column tile) order: a thread's contiguous share reuses its MC x kc
      * block of A from L2 across many B tiles. */
@@ -248,8 +253,8 @@ static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const
             float tile[XG_GEMM_MR * XG_GEMM_NR] __attribute__((aligned(64)));
             long n0 = t * XG_GEMM_NR, nr = N - n0 < XG_GEMM_NR ? N - n0 : XG_GEMM_NR;
             const float *bp = bblock + (n0 / XG_GEMM_NP) * kc * XG_GEMM_NP;
-            long m_end = (mb + 1) * XG_GEMM_MC < M ? (mb + 1) * XG_GEMM_MC : M;
-            for (long m0 = mb * XG_GEMM_MC; m0 < m_end; m0 += XG_GEMM_MR) {
+            long m_end = (mb + 1) * mc < M ? (mb + 1) * mc : M;
+            for (long m0 = mb * mc; m0 < m_end; m0 += XG_GEMM_MR) {
                 const float *ap = ablock + (m0 / XG_GEMM_MR) * kc * XG_GEMM_MR;
                 if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
                     xg_ukr(kc, ap, bp, kc * XG_GEMM_NP, tile);

@@ -64,6 +64,11 @@ def gemm_work_floats(m: int, n: int, k: int) -> int:
     return kc * (round_up(n, GEMM_NR_MAX) + round_up(m, GEMM_MR))
 
 
+def batched_work_floats(batch: int, m: int, n: int, k: int) -> int:
+    """xg_sgemm_batched_work_floats: every product's operands packed (k <= GEMM_KC)."""
+    return batch * k * (round_up(n, GEMM_NR_MAX) + round_up(m, GEMM_MR))
+
+
 # ---- the fused epilogue (kernels/epilogue.h) ----------------------------------------------
 
 
@@ -302,15 +307,24 @@ def lower_matmul(ctx: KernelContext, node: Node) -> str:
     batch = broadcast_shapes(a_batch, b_batch)
     a_off = _batch_offsets(a_batch, batch, m * k)
     b_off = _batch_offsets(b_batch, batch, k * n)
+    offsets = [
+        f"static const long a_off[] = {{{', '.join(map(str, a_off))}}};",
+        f"static const long b_off[] = {{{', '.join(map(str, b_off))}}};",
+    ]
+    a_ptr, b_ptr, y_ptr = ctx.ptr(a), ctx.ptr(b), ctx.ptr(y)
+    if 1 <= k <= GEMM_KC:  # one K block: the whole batch packed at once, one wait
+        (work,) = scratch_arrays(ctx, [batched_work_floats(len(a_off), m, n, k)])
+        call = (
+            f"xg_sgemm_batched({len(a_off)}, {m}, {n}, {k}, {a_ptr}, a_off, {k}, 1, {b_ptr}, "
+            f"b_off, {n}, 1, {y_ptr}, {work});"
+        )
+        return "\n".join([*offsets, call])
     (work,) = scratch_arrays(ctx, [gemm_work_floats(m, n, k)])
     return "\n".join(
         [
-            f"const float *a = {ctx.ptr(a)}, *b = {ctx.ptr(b)};",
-            f"float *y = {ctx.ptr(y)};",
-            f"static const long a_off[] = {{{', '.join(map(str, a_off))}}};",
-            f"static const long b_off[] = {{{', '.join(map(str, b_off))}}};",
+            *offsets,
             f"for (long i = 0; i < {len(a_off)}; i++)",
-            f"    xg_sgemm({m}, {n}, {k}, 1.0f, NULL, a + a_off[i], {k}, 1, NULL, b + b_off[i], "
-            f"{n}, 1, 0.0f, y + i * {m * n}, {n}, NULL, {work});",
+            f"    xg_sgemm({m}, {n}, {k}, 1.0f, NULL, {a_ptr} + a_off[i], {k}, 1, NULL, "
+            f"{b_ptr} + b_off[i], {n}, 1, 0.0f, {y_ptr} + i * {m * n}, {n}, NULL, {work});",
         ]
     )

@@ -149,14 +149,21 @@ static inline void xg_gemm_store(const float *tile, float *C, long ldc, long m0,
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
-/* Panel p of A (rows p*MR..) over K block [k0, k0+kc): element (m, k) is A[m*rsa + k*csa]. */
+/* Panel p of A (rows p*MR..) over K block [k0, k0+kc): element (m, k) is A[m*rsa + k*csa].
+ * Row by row, so that a row-major A is read contiguously; rows past M are zeros. */
 static void xg_pack_a_panel(long M, long kc, long k0, const float *A, long rsa, long csa,
                             long p, float *dst)
 {
     long m0 = p * XG_GEMM_MR;
-    for (long k = 0; k < kc; k++)
-        for (long r = 0; r < XG_GEMM_MR; r++)
-            dst[k * XG_GEMM_MR + r] = m0 + r < M ? A[(m0 + r) * rsa + (k0 + k) * csa] : 0.0f;
+    for (long r = 0; r < XG_GEMM_MR; r++) {
+        const float *row = A + (m0 + r) * rsa + k0 * csa;
+        if (m0 + r >= M)
+            for (long k = 0; k < kc; k++) dst[k * XG_GEMM_MR + r] = 0.0f;
+        else if (csa == 1)
+            for (long k = 0; k < kc; k++) dst[k * XG_GEMM_MR + r] = row[k];
+        else
+            for (long k = 0; k < kc; k++) dst[k * XG_GEMM_MR + r] = row[k * csa];
+    }
 }
 
 /* One row of a B panel: a fixed-size loop the compiler turns into vector moves (a memcpy call of
@@ -265,6 +272,54 @@ static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const
             }
         }
         if (packing) xg_barrier(); /* the packed buffers are refilled for the next K block */
+    }
+}
+
+/* ---- batches of small products ------------------------------------------------------------ */
+
+/* Floats of work memory xg_sgemm_batched needs (mirrored by lower_gemm.batched_work_floats). */
+static inline long xg_sgemm_batched_work_floats(long batch, long M, long N, long K)
+{
+    return batch * K * (xg_round_up(N, XG_GEMM_NR) + xg_round_up(M, XG_GEMM_MR));
+}
+
+/* C_i = A_i @ B_i for i < batch, each [M][K] @ [K][N] with K <= XG_GEMM_KC (one K block), C_i
+ * dense at C + i*M*N, A_i at A + a_off[i] with strides rsa, csa, B_i at B + b_off[i] with rsb,
+ * csb: the products of attention heads. Looping xg_sgemm over them would make the team wait
+ * twice per product; here every operand of every product is packed first, then the team waits
+ * once and shares all the tiles. work: xg_sgemm_batched_work_floats(batch, M, N, K) floats. */
+static void xg_sgemm_batched(long batch, long M, long N, long K, const float *A,
+                             const long *a_off, long rsa, long csa, const float *B,
+                             const long *b_off, long rsb, long csb, float *C, float *work)
+{
+    long Mp = xg_round_up(M, XG_GEMM_MR), Np = xg_round_up(N, XG_GEMM_NR);
+    long a_panels = Mp / XG_GEMM_MR, b_panels = xg_round_up(N, XG_GEMM_NP) / XG_GEMM_NP;
+    long n_tiles = Np / XG_GEMM_NR, per_product = K * (Np + Mp), cost = batch * M * N * K / 2;
+    xg_range packs = xg_share(batch * (a_panels + b_panels), cost);
+    for (long u = packs.lo; u < packs.hi; u++) {
+        long i = u / (a_panels + b_panels), p = u % (a_panels + b_panels);
+        float *bpack = work + i * per_product, *apack = bpack + K * Np;
+        if (p < b_panels)
+            xg_pack_b_panel(N, K, 0, B + b_off[i], rsb, csb, p, bpack + p * K * XG_GEMM_NP);
+        else
+            xg_pack_a_panel(M, K, 0, A + a_off[i], rsa, csa, p - b_panels,
+                            apack + (p - b_panels) * K * XG_GEMM_MR);
+    }
+    xg_barrier();
+    /* units in (product, column tile, row panel) order: consecutive ones share a B panel */
+    xg_range units = xg_share(batch * n_tiles * a_panels, cost);
+    for (long u = units.lo; u < units.hi; u++) {
+        long i = u / (n_tiles * a_panels), t = u / a_panels % n_tiles, p = u % a_panels;
+        float tile[XG_GEMM_MR * XG_GEMM_NR] __attribute__((aligned(64)));
+        long n0 = t * XG_GEMM_NR, nr = XG_MIN(N - n0, XG_GEMM_NR);
+        const float *bp = work + i * per_product + (n0 / XG_GEMM_NP) * K * XG_GEMM_NP;
+        const float *ap = work + i * per_product + K * Np + p * K * XG_GEMM_MR;
+        long m0 = p * XG_GEMM_MR, mr = XG_MIN(M - m0, XG_GEMM_MR);
+        if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
+            xg_ukr(K, ap, bp, K * XG_GEMM_NP, tile);
+        else
+            xg_ukr_narrow(K, ap, bp, tile);
+        xg_gemm_store(tile, C + i * M * N, N, m0, n0, mr, nr, 1.0f, 0.0f, NULL);
     }
 }
 

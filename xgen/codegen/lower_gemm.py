@@ -85,6 +85,10 @@ def epilogue_arg(
     elif epilogue.activation is O.Activation.CLIP:
         lo, hi = c_float(epilogue.clip_min), c_float(epilogue.clip_max)
         parts.append(f".clamp = 1, .lo = {lo}, .hi = {hi}")
+    elif epilogue.activation is O.Activation.GELU:
+        parts.append(".gelu = XG_GELU_ERF")
+    elif epilogue.activation is O.Activation.GELU_TANH:
+        parts.append(".gelu = XG_GELU_TANH")
     return f"&(xg_epilogue){{{', '.join(parts)}}}" if parts else "NULL"
 
 

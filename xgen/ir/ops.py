@@ -212,11 +212,14 @@ class EpsilonAttrs:
 
 
 class Activation(Enum):
-    """The activations an Epilogue can apply; Relu and Clip (ReLU6) are what CNNs put there."""
+    """The activations an Epilogue can apply: Relu and Clip (ReLU6) in CNNs, GELU after the
+    first linear layer of a transformer's feed-forward block."""
 
     NONE = "none"
     RELU = "relu"
     CLIP = "clip"  # min(max(v, clip_min), clip_max)
+    GELU = "gelu"  # the erf form
+    GELU_TANH = "gelu_tanh"
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,15 @@ from xgen.ir import Graph
 from xgen.ir.verify import verify
 from xgen.passes.epilogue import fuse_epilogues
 from xgen.passes.fold_batch_norm import fold_batch_norm
+from xgen.passes.gelu import fuse_gelu
 from xgen.passes.linear import fuse_linear
 
 Pass = Callable[[Graph], None]
 
 # BatchNormalization folds first: a Conv takes a residual and activation only once it ends a
-# Conv + BN chain; likewise a MatMul + bias becomes a Gemm before epilogues fuse into Gemms.
-PIPELINE: tuple[Pass, ...] = (fold_batch_norm, fuse_linear, fuse_epilogues)
+# Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's elementwise spelling one
+# Gelu, before epilogues fuse into Gemms.
+PIPELINE: tuple[Pass, ...] = (fold_batch_norm, fuse_gelu, fuse_linear, fuse_epilogues)
 
 
 def optimize(graph: Graph, debug: bool = False) -> Graph:

@@ -1,9 +1,11 @@
 """Fuse a residual Add and an activation into the store of a Conv or Gemm (ops.Epilogue).
 
 conv -> Add(other) -> Relu becomes one Conv whose tiles are finished while still in cache:
-y = relu(conv(x) + other). An Add is absorbed only before any activation (the order the epilogue
-computes), when the other operand has the output's exact type and is computed before the Conv
-(so the Conv can read it where it stands), and when the Add is the only reader of the output.
+y = relu(conv(x) + other). An activation behind a Reshape (a transformer's Gemm on [tokens,
+hidden] reshaped back to [batch, seq, hidden]) moves ahead of it first. An Add is absorbed
+only before any activation (the order the epilogue computes), when the other operand has the
+output's exact type and is computed before the Conv (so the Conv can read it where it stands),
+and when the Add is the only reader of the output.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ def fuse_epilogues(graph: Graph) -> None:
 
 def _fuse_next(graph: Graph, node: Node) -> bool:
     """Absorb the sole reader of node's output if it extends the epilogue; True if it did."""
-    users = graph.consumers()
-    follower = sole_consumer(graph, node.outputs[0], users)
-    if follower is None:
-        return False
     epilogue = node.attrs.epilogue
     if epilogue.activation is not Activation.NONE:
+        return False
+    users = graph.consumers()
+    follower = sole_consumer(graph, node.outputs[0], users)
+    if follower is not None and follower.op is Op.RESHAPE:
+        follower = _activation_before_reshape(graph, follower, users)
+    if follower is None:
         return False
     activation = _activation(follower)
     if activation is not None:
@@ -54,7 +58,29 @@ def _activation(follower: Node) -> Epilogue | None:
     if follower.op is Op.CLIP:
         attrs: ClipAttrs = follower.attrs
         return Epilogue(Activation.CLIP, attrs.min, attrs.max)
+    if follower.op is Op.GELU:
+        tanh = follower.attrs.tanh_approximation
+        return Epilogue(Activation.GELU_TANH if tanh else Activation.GELU)
     return None
+
+
+def _activation_before_reshape(
+    graph: Graph, reshape: Node, users: dict[Value, list[Node]]
+) -> Node | None:
+    """Reshape -> activation becomes activation -> Reshape (an elementwise op commutes with a
+    reshape), so that the activation follows the Conv or Gemm directly; returns it, or None when
+    the Reshape is not followed by an activation alone."""
+    after = sole_consumer(graph, reshape.outputs[0], users)
+    if after is None or _activation(after) is None:
+        return None
+    source, result = reshape.inputs[0], after.outputs[0]
+    activated = Value(graph.unique_name(f"{after.name}_out"), source.type)
+    after.inputs, after.outputs = [source], [activated]
+    reshape.inputs[0], reshape.outputs[0] = activated, result
+    at = graph.nodes.index(reshape)
+    graph.nodes.remove(after)
+    graph.nodes.insert(at, after)
+    return after
 
 
 def _set_epilogue(node: Node, epilogue: Epilogue) -> None:

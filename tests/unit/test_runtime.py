@@ -101,6 +101,47 @@ def test_threads_property() -> None:
         compiled.threads = -2
 
 
+def mlp_model(layers: int = 4, width: int = 256) -> onnx.ModelProto:
+    """x float32[64, width] through `layers` of MatMul + Relu: big enough to split over threads."""
+    rng = np.random.default_rng(5)
+    weights, nodes, last = [], [], "x"
+    for i in range(layers):
+        w = rng.standard_normal((width, width)).astype(np.float32) / np.sqrt(width)
+        weights.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [
+            helper.make_node("MatMul", [last, f"w{i}"], [f"h{i}"]),
+            helper.make_node("Relu", [f"h{i}"], [f"y{i}"]),
+        ]
+        last = f"y{i}"
+    graph = helper.make_graph(
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, width])],
+        [helper.make_tensor_value_info(last, TensorProto.FLOAT, [64, width])],
+        weights,
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_concurrent_runs_of_one_library_do_not_meet() -> None:
+    """Two compiled instances of one model share the cached library; their runs, on several
+    Python threads at once, each get their own team state (barrier, status)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = mlp_model()
+    first, second = xgen.compile(model, threads=2), xgen.compile(model, threads=2)
+    inputs = [np.random.default_rng(i).standard_normal((64, 256), np.float32) for i in range(8)]
+    expected = [first(x)[0] for x in inputs]
+
+    def run(i: int) -> np.ndarray:
+        compiled = first if i % 2 else second
+        return compiled(inputs[i % 8])[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(64)))
+    for i, got in enumerate(results):
+        np.testing.assert_array_equal(got, expected[i % 8])
+
+
 def test_bad_model_argument() -> None:
     with pytest.raises(XgenError, match="cannot compile a dict"):
         xgen.compile({})

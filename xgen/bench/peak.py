@@ -24,8 +24,12 @@ WRAPPER = """
 long work_floats(long m, long n, long k) { return xg_sgemm_work_floats(m, n, k); }
 void sgemm(long m, long n, long k, const float *a, const float *b, float *c, float *work,
            int threads) {
+    xg_team team = {0};
 #pragma omp parallel num_threads(threads) /* kernels run on a team, as inside a model */
-    xg_sgemm(m, n, k, 1.0f, NULL, a, k, 1, NULL, b, n, 1, 0.0f, c, n, NULL, work);
+    {
+        xg_team_join(&team);
+        xg_sgemm(m, n, k, 1.0f, NULL, a, k, 1, NULL, b, n, 1, 0.0f, c, n, NULL, work);
+    }
 }
 """
 PEAK_SIZE = 2048  # square problem for the peak: large enough that packing costs little

@@ -22,8 +22,11 @@ from xgen.errors import CompilerError
 CANDIDATES = ("cc", "gcc", "clang")
 # No -ffast-math: NaN and infinity must behave as in numpy. -fno-math-errno only lets sqrtf and
 # friends compile to instructions; results are unchanged.
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno",
-         "-ffp-contract=fast")  # fmt: skip
+FLAGS = ("-O3", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=fast")
+# The instruction set the kernels are built for, which also picks their code path (AVX-512,
+# AVX2 + FMA, NEON or portable C): this machine's unless $XGEN_MARCH names another (x86-64-v3,
+# x86-64, armv8-a, ...), e.g. to check a slower machine's path here.
+MARCH_ENV = "XGEN_MARCH"
 LIBS = ("-lm",)
 TAIL_CHARS = 4000
 
@@ -73,9 +76,13 @@ def cpu_identity() -> str:
     return platform.machine() + "\n" + "\n".join(dict.fromkeys(wanted))
 
 
+def flags() -> tuple[str, ...]:
+    return (f"-march={os.environ.get(MARCH_ENV) or 'native'}", *FLAGS)
+
+
 def cache_key(source: str, compiler: Compiler) -> str:
     digest = hashlib.sha256()
-    for part in (source, " ".join(FLAGS + LIBS), compiler.version, cpu_identity()):
+    for part in (source, " ".join(flags() + LIBS), compiler.version, cpu_identity()):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]
@@ -93,7 +100,7 @@ def compile_shared(source: str, cache: str | os.PathLike | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=directory, prefix=f".{key}-") as work:
         c_file, so_file = Path(work) / "model.c", Path(work) / "model.so"
         c_file.write_text(source)
-        command = [compiler.path, *FLAGS, str(c_file), "-o", str(so_file), *LIBS]
+        command = [compiler.path, *flags(), str(c_file), "-o", str(so_file), *LIBS]
         try:
             result = subprocess.run(command, capture_output=True, text=True)
         except OSError as e:

@@ -259,7 +259,6 @@ _TEMPLATE = """\
 #define XGEN_NUM_OUTPUTS {n_outputs}
 
 static int xg_threads = 0; /* 0: the OpenMP default */
-static int xg_status;      /* the first runtime check that failed (1-based), 0 if none */
 
 int xgen_abi_version(void) {{ return XGEN_ABI_VERSION; }}
 long xgen_arena_bytes(void) {{ return XGEN_ARENA_BYTES; }}
@@ -273,27 +272,22 @@ int xgen_get_threads(void) {{
 #endif
 }}
 
-/* Records a failed runtime check. The run goes on to the end (a parallel region cannot be left
- * early) over data that no longer means anything, but every access stays in bounds: indices are
- * the only data-dependent addresses and each is checked. */
-static void xg_fail(int check) {{
-    int none = 0;
-    __atomic_compare_exchange_n(&xg_status, &none, check, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}}
-
 /* Runs the model: inputs and outputs are the caller's dense row-major buffers, weights the
  * 64-byte aligned weight blob (XGEN_WEIGHTS_BYTES), arena 64-byte aligned scratch memory
- * (XGEN_ARENA_BYTES). Returns 0, or k > 0 when the k-th runtime check failed. Runs of one model
- * must not overlap (they share the arena and xg_status). The nodes run in one parallel region,
- * each ending with a barrier (kernels/common.h). */
+ * (XGEN_ARENA_BYTES). Returns 0, or k > 0 when the k-th runtime check failed: the run then goes
+ * on to the end (a parallel region cannot be left early) over data that no longer means anything,
+ * but every access stays in bounds, as indices are the only data-dependent addresses and each is
+ * checked. The nodes run in one parallel region, each ending with a barrier (kernels/common.h). */
 int xgen_run(void *const *inputs, void *const *outputs, const char *weights, char *arena)
 {{
     (void)inputs; (void)outputs; (void)weights; (void)arena;
-    xg_status = 0;
+    xg_team team = {{0}};
 #pragma omp parallel num_threads(xgen_get_threads())
     {{
+        xg_team_join(&team);
+
 {body}
     }}
-    return xg_status;
+    return team.status;
 }}
 """

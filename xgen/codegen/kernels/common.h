@@ -27,7 +27,8 @@
 #define XG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* ---- threads -------------------------------------------------------------------------------
- * A model runs as one OpenMP parallel region (xgen_run): the whole team executes every node, each
+ * A model runs as one OpenMP parallel region (xgen_run) whose threads first join the run's
+ * xg_team (below): the whole team executes every node, each
  * thread taking its share of the node's loops (xg_share), and the nodes are separated by
  * xg_barrier. One region per inference instead of one per loop matters where idle OpenMP workers
  * sleep (OMP_WAIT_POLICY=passive, or an oversubscribed machine): every region and every OpenMP
@@ -88,21 +89,40 @@ static inline void xg_cpu_relax(void) {
 #endif
 }
 
+/* What the threads of one run share: the barrier's count and generation, and the first runtime
+ * check that failed (1-based, 0 if none). It lives on the stack of the run (xgen_run), and each
+ * thread of the team joins it first, so that concurrent runs of one model (each with its own
+ * arena) never meet. */
+typedef struct {
+    unsigned arrived, generation;
+    int status;
+} xg_team;
+
+static __thread xg_team *xg_my_team;
+
+static inline void xg_team_join(xg_team *team) { xg_my_team = team; }
+
+/* Records a failed runtime check; the first one wins. */
+static inline void xg_fail(int check) {
+    int none = 0;
+    __atomic_compare_exchange_n(&xg_my_team->status, &none, check, 0, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
+}
+
 /* Counting barrier with a generation number: the last thread to arrive resets the count and
  * starts the next generation; the others spin on the generation, then yield their core to
  * whatever else runs (an oversubscribed machine) rather than burn it. */
-static unsigned xg_barrier_arrived, xg_barrier_generation;
-
 static void xg_barrier(void) {
-    unsigned team = (unsigned)xg_team_size();
-    if (team == 1) return;
-    unsigned generation = __atomic_load_n(&xg_barrier_generation, __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(&xg_barrier_arrived, 1, __ATOMIC_ACQ_REL) == team) {
-        __atomic_store_n(&xg_barrier_arrived, 0, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&xg_barrier_generation, 1, __ATOMIC_RELEASE);
+    unsigned size = (unsigned)xg_team_size();
+    if (size == 1) return;
+    xg_team *team = xg_my_team;
+    unsigned generation = __atomic_load_n(&team->generation, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&team->arrived, 1, __ATOMIC_ACQ_REL) == size) {
+        __atomic_store_n(&team->arrived, 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&team->generation, 1, __ATOMIC_RELEASE);
         return;
     }
-    for (int spins = 0; __atomic_load_n(&xg_barrier_generation, __ATOMIC_ACQUIRE) == generation;) {
+    for (int spins = 0; __atomic_load_n(&team->generation, __ATOMIC_ACQUIRE) == generation;) {
         if (spins < XG_SPIN_LIMIT) {
             spins++;
             xg_cpu_relax();

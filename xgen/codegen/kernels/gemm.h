@@ -20,6 +20,8 @@
 #include <string.h>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 #include "common.h"
@@ -85,6 +87,33 @@ static void xg_ukr(long kc, const float *a, const float *b, long bps, float *til
         }
     }
 }
+#elif defined(__ARM_NEON)
+/* Row r of a 4-row half: its four 4-float accumulators += a[r] (lane r of av) x the B row. */
+#define XG_NEON_ROW(r)                                                                          \
+    c[r][0] = vfmaq_laneq_f32(c[r][0], x0, av, r);                                              \
+    c[r][1] = vfmaq_laneq_f32(c[r][1], x1, av, r);                                              \
+    c[r][2] = vfmaq_laneq_f32(c[r][2], x2, av, r);                                              \
+    c[r][3] = vfmaq_laneq_f32(c[r][3], x3, av, r);
+static void xg_ukr(long kc, const float *a, const float *b, long bps, float *tile)
+{
+    (void)bps;
+    /* 32 q registers: the 8-row panel is done as two passes of 4 rows (16 accumulators). */
+    for (int h = 0; h < XG_GEMM_MR; h += 4) {
+        float32x4_t c[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 4; j++) c[r][j] = vdupq_n_f32(0.0f);
+        for (long k = 0; k < kc; k++) {
+            const float *bk = b + k * XG_GEMM_NP;
+            float32x4_t x0 = vld1q_f32(bk), x1 = vld1q_f32(bk + 4);
+            float32x4_t x2 = vld1q_f32(bk + 8), x3 = vld1q_f32(bk + 12);
+            float32x4_t av = vld1q_f32(a + k * XG_GEMM_MR + h);
+            XG_NEON_ROW(0) XG_NEON_ROW(1) XG_NEON_ROW(2) XG_NEON_ROW(3)
+        }
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 4; j++) vst1q_f32(tile + (h + r) * XG_GEMM_NR + 4 * j, c[r][j]);
+    }
+}
+#undef XG_NEON_ROW
 #else
 static void xg_ukr(long kc, const float *a, const float *b, long bps, float *tile)
 {

@@ -1,0 +1,146 @@
+"""The kernels' other instruction-set paths, built and run on this machine.
+
+xg_sgemm's microkernel has an AVX-512, an AVX2 + FMA, a NEON and a portable C version, chosen by
+the compiler's target; -march=native only ever builds one of them here. The x86 ones are built
+with $XGEN_MARCH; the NEON one with an aarch64 cross compiler and run under qemu (both are
+Debian packages `make install` adds), a whole model in a small C program.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xgen
+from xgen import passes, reference
+from xgen.codegen.emit import generate
+from xgen.ir import DType, Graph, Op
+from xgen.ir import ops as O
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XGEN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def model() -> Graph:
+    """Conv (as GEMM, and depthwise) with fused epilogues, a linear layer with GELU, batched
+    MatMul and Softmax: every GEMM path and the elementwise kernels, on awkward sizes."""
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (2, 5, 13, 11))
+    w = g.constant(RNG.standard_normal((24, 5, 3, 3)).astype(np.float32), "w")
+    bias = g.constant(RNG.standard_normal(24).astype(np.float32), "b")
+    conv = O.ConvAttrs(strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+    (y,) = g.add_node(Op.CONV, [x, w, bias], conv)
+    (y,) = g.add_node(Op.RELU, [y])
+    dw = g.constant(RNG.standard_normal((24, 1, 3, 3)).astype(np.float32), "dw")
+    depthwise = O.ConvAttrs(strides=(2, 2), pads=(1, 0, 1, 1), dilations=(1, 1), group=24)
+    (y,) = g.add_node(Op.CONV, [y, dw], depthwise)
+    (y,) = g.add_node(Op.CLIP, [y], O.ClipAttrs(0.0, 6.0))
+    (tokens,) = g.add_node(Op.RESHAPE, [y], O.ShapeAttrs((2, 24, 35)))
+    lin = g.constant(RNG.standard_normal((35, 37)).astype(np.float32) / 6, "lin")
+    (h,) = g.add_node(Op.MATMUL, [tokens, lin])
+    (h,) = g.add_node(Op.ADD, [h, g.constant(RNG.standard_normal(37).astype(np.float32), "c")])
+    (h,) = g.add_node(Op.GELU, [h], O.GeluAttrs(False))
+    (ht,) = g.add_node(Op.TRANSPOSE, [h], O.TransposeAttrs((0, 2, 1)))
+    (scores,) = g.add_node(Op.MATMUL, [h, ht])  # batched, both operands computed
+    g.outputs = [g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(2))[0], y]
+    return g
+
+
+def feeds(g: Graph) -> dict[str, np.ndarray]:
+    return {v.name: RNG.uniform(-1, 1, v.shape).astype(np.float32) for v in g.inputs}
+
+
+def assert_matches_reference(g: Graph, inputs: dict, outputs: dict[str, np.ndarray]) -> None:
+    for name, want in reference.run(g, inputs).items():
+        np.testing.assert_allclose(outputs[name], want, rtol=2e-5, atol=2e-5, err_msg=name)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 instruction sets")
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])  # AVX2 + FMA; SSE2: portable C
+def test_x86_paths(march: str, monkeypatch) -> None:
+    monkeypatch.setenv("XGEN_MARCH", march)
+    g = model()
+    inputs = feeds(g)
+    assert_matches_reference(g, inputs, xgen.compile(g, threads=2).run(inputs))
+
+
+CROSS = "aarch64-linux-gnu-gcc"
+QEMU = "qemu-aarch64"
+
+HARNESS = """
+#include <stdio.h>
+#include <stdlib.h>
+
+int xgen_run(void *const *inputs, void *const *outputs, const char *weights, char *arena);
+long xgen_arena_bytes(void);
+long xgen_weights_bytes(void);
+
+/* Reads n bytes of a file into 64-byte aligned memory. */
+static char *load(const char *path, long n) {
+    char *p = aligned_alloc(64, (size_t)(n + 63) / 64 * 64 + 64);
+    FILE *f = fopen(path, "rb");
+    if (!f || (n && fread(p, 1, (size_t)n, f) != (size_t)n)) exit(2);
+    fclose(f);
+    return p;
+}
+
+int main(void) {
+    static const long in_bytes[] = {IN_BYTES}, out_bytes[] = {OUT_BYTES};
+    enum { N_IN = sizeof in_bytes / sizeof in_bytes[0] };
+    enum { N_OUT = sizeof out_bytes / sizeof out_bytes[0] };
+    void *inputs[N_IN], *outputs[N_OUT];
+    char name[32];
+    for (unsigned i = 0; i < N_IN; i++) {
+        snprintf(name, sizeof name, "in%u.bin", i);
+        inputs[i] = load(name, in_bytes[i]);
+    }
+    for (unsigned i = 0; i < N_OUT; i++)
+        outputs[i] = aligned_alloc(64, (size_t)(out_bytes[i] + 63) / 64 * 64);
+    char *weights = load("weights.bin", xgen_weights_bytes());
+    char *arena = aligned_alloc(64, (size_t)(xgen_arena_bytes() + 63) / 64 * 64 + 64);
+    if (xgen_run(inputs, outputs, weights, arena) != 0) return 3;
+    for (unsigned i = 0; i < N_OUT; i++) {
+        snprintf(name, sizeof name, "out%u.bin", i);
+        FILE *f = fopen(name, "wb");
+        fwrite(outputs[i], 1, (size_t)out_bytes[i], f);
+        fclose(f);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(not (shutil.which(CROSS) and shutil.which(QEMU)), reason=f"needs {CROSS}")
+def test_neon_path_runs_a_model_under_qemu(tmp_path: Path) -> None:
+    g = model()
+    inputs = feeds(g)
+    generated = generate(passes.optimize(copy.deepcopy(g)))
+    (tmp_path / "model.c").write_text(generated.source)
+    (tmp_path / "weights.bin").write_bytes(generated.weights)
+    harness = HARNESS.replace("IN_BYTES", ", ".join(str(s.nbytes) for s in generated.inputs))
+    harness = harness.replace("OUT_BYTES", ", ".join(str(s.nbytes) for s in generated.outputs))
+    (tmp_path / "main.c").write_text(harness)
+    for i, spec in enumerate(generated.inputs):
+        inputs[spec.name].tofile(tmp_path / f"in{i}.bin")
+    build = [CROSS, "-O2", "-march=armv8-a", "-fopenmp", "-static", "-fno-math-errno"]
+    build += ["-ffp-contract=fast", "model.c", "main.c", "-o", "model", "-lm"]
+    subprocess.run(build, cwd=tmp_path, check=True, capture_output=True)
+    run = subprocess.run(
+        [QEMU, "./model"], cwd=tmp_path, capture_output=True, env={"OMP_NUM_THREADS": "2"}
+    )
+    assert run.returncode == 0, run.stderr
+    outputs = {
+        spec.name: np.fromfile(tmp_path / f"out{i}.bin", np.float32).reshape(spec.shape)
+        for i, spec in enumerate(generated.outputs)
+    }
+    assert_matches_reference(g, inputs, outputs)

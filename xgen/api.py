@@ -38,7 +38,7 @@ def compile(
 
     model: an ONNX file path, its bytes, an onnx.ModelProto, an xgen IR Graph, or a
     torch.nn.Module (then example_inputs, a tensor or a tuple of tensors, fixes the input shapes
-    and dtypes).
+    and dtypes; `xgen.compile(module, (x,))` passes them in second place).
     input_shapes fixes the dynamic dims of an ONNX model's inputs; constant_inputs fixes the
     value of inputs that must be known at compile time (a shape or axes tensor). threads caps
     the threads a run uses (default: OpenMP's).
@@ -80,6 +80,14 @@ def _import(
         return import_onnx(model if isinstance(model, bytes | onnx.ModelProto) else str(model),
                            input_shapes, constant_inputs)  # fmt: skip
     if _is_torch_module(model):
+        if (
+            example_inputs is None
+            and input_shapes is not None
+            and not isinstance(input_shapes, Mapping)
+        ):
+            example_inputs = input_shapes  # xgen.compile(module, (x,)): tensors in second place
+        elif input_shapes is not None:
+            raise XgenError("input_shapes is for ONNX models; a torch module takes example_inputs")
         if example_inputs is None:
             raise XgenError("compiling a torch.nn.Module needs example_inputs (a tuple of tensors)")
         from xgen.frontend.torch import import_torch  # torch is optional and slow to import

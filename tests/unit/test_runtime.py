@@ -265,8 +265,12 @@ def test_compile_a_torch_module() -> None:
 
     compiled = xgen.compile(Scale(), example_inputs=torch.from_numpy(X))
     np.testing.assert_allclose(compiled(X), np.maximum(X, 0) * 2 + 1)
+    positional = xgen.compile(Scale(), (torch.from_numpy(X),))  # as the README writes it
+    np.testing.assert_allclose(positional(X), np.maximum(X, 0) * 2 + 1)
     with pytest.raises(XgenError, match="needs example_inputs"):
         xgen.compile(Scale())
+    with pytest.raises(XgenError, match="input_shapes is for ONNX models"):
+        xgen.compile(Scale(), {"x": (2, 3)})
 
 
 def test_package_exports() -> None:

@@ -60,6 +60,8 @@ static void xg_im2col_packed(const float *x, long channels, const long *in, cons
                 for (long ox = 0; ox < xlo; ox++) d[ox] = 0.0f;
                 if (stride[2] == 1)
                     memcpy(d + xlo, s + xlo, (size_t)(xhi - xlo) * sizeof(float));
+                else if (stride[2] == 2) /* a literal stride: vector loads and shuffles */
+                    for (long ox = xlo; ox < xhi; ox++) d[ox] = s[ox * 2];
                 else
                     for (long ox = xlo; ox < xhi; ox++) d[ox] = s[ox * stride[2]];
                 for (long ox = xhi; ox < out[2]; ox++) d[ox] = 0.0f;

@@ -159,11 +159,13 @@ CONV_CASES = [
     (1, 3, 9, (16, 16), (7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, True),
     (2, 5, 7, (13,), (4,), (3,), (2, 1), (2,), 1, True),
     (1, 4, 6, (5, 6, 7), (3, 2, 3), (1, 2, 1), (1, 0, 1, 1, 1, 0), (1, 1, 2), 2, True),
-    # few pixels, more channels: computed transposed (pixels as the GEMM's rows)
+    # few pixels, more channels: output tiles wider than the pixels
     (2, 40, 64, (7, 7), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
     (1, 48, 96, (7, 7), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),  # direct 1x1
     (1, 33, 64, (13, 13), (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1, False),  # 1x1 stride 2
     (1, 8, 128, (17,), (3,), (1,), (1, 1), (1,), 2, True),  # 1-D, 2 groups
+    # an im2col matrix over 4 MiB goes in chunks of pixels: 2 chunks, the last one partial
+    (2, 16, 8, (100, 100), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
 ]
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}

@@ -160,12 +160,24 @@ def lower_conv(ctx: KernelContext, node: Node) -> str:
     )
     # conv.h multiplies X directly (no im2col) in the 1x1, stride-1, unpadded case
     direct = k == cin_g and npix == prod(x.shape[2:]) and set(node.attrs.strides) == {1}
-    col = 0 if direct and not any(node.attrs.pads) else k * round_up(npix, GEMM_NP)
-    (work,) = scratch_arrays(ctx, [col + gemm_work_floats(cout_g, npix, k)])
+    chunk = _im2col_chunk(k, npix)
+    col = 0 if direct and not any(node.attrs.pads) else k * round_up(chunk, GEMM_NP)
+    (work,) = scratch_arrays(ctx, [col + gemm_work_floats(cout_g, chunk, k)])
     return (
         f"xg_conv({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {group}, "
-        f"{geometry},\n        {epilogue}, {work});"
+        f"{geometry},\n        {chunk}, {epilogue}, {work});"
     )
+
+
+IM2COL_CHUNK_FLOATS = 1 << 20  # 4 MiB: an im2col chunk stays in the caches (L2 + L3) until used
+
+
+def _im2col_chunk(k: int, npix: int) -> int:
+    """Output pixels per im2col chunk: all when the whole matrix is small, else whole GEMM tiles
+    of about IM2COL_CHUNK_FLOATS."""
+    if k * round_up(npix, GEMM_NP) <= IM2COL_CHUNK_FLOATS:
+        return npix
+    return max(GEMM_NR_MAX, IM2COL_CHUNK_FLOATS // k // GEMM_NR_MAX * GEMM_NR_MAX)
 
 
 @lowering(Op.CONV_TRANSPOSE, kernels=("conv.h",))

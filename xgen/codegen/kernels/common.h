@@ -28,9 +28,9 @@
 
 /* ---- threads -------------------------------------------------------------------------------
  * A model runs as one OpenMP parallel region (xgen_run) whose threads first join the run's
- * xg_team (below): the whole team executes every node, each
- * thread taking its share of the node's loops (xg_share), and the nodes are separated by
- * xg_barrier. One region per inference instead of one per loop matters where idle OpenMP workers
+ * xg_team (below): the whole team executes every node, each thread taking its share of the
+ * node's loops (xg_share), and the nodes are separated by xg_barrier.
+ * One region per inference instead of one per loop matters where idle OpenMP workers
  * sleep (OMP_WAIT_POLICY=passive, or an oversubscribed machine): every region and every OpenMP
  * barrier then costs a futex wake-up, 20-40 us on a 2-vCPU VM, while xg_barrier spins briefly.
  * Kernels must therefore be called by every thread of the team, with the same arguments. */

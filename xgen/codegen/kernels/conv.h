@@ -30,44 +30,52 @@ static inline void xg_valid_range(long off, long stride, long n, long n_out, lon
     if (*hi < *lo) *hi = *lo;
 }
 
-/* im2col straight into xg_sgemm's packed-B layout (saving the GEMM a packing pass):
- * row (c, kz, ky, kx) of the [channels*taps][npix] matrix holds x[c][oz*s0 - p0 + kz*d0][..][..]
- * for output pixel (oz, oy, ox), zero outside the input. */
+/* Row `row` = (c, kz, ky, kx) of the im2col matrix over the output pixels [p0, p1):
+ * line[p - p0] = x[c][oz*s0 - p0 + kz*d0][..][..] for pixel p = (oz, oy, ox), zero outside the
+ * input. Walks the output rows the range meets, each one contiguous run of the line. */
+static void xg_im2col_line(const float *x, const long *in, const long *out, const long *ker,
+                           const long *stride, const long *pad, const long *dil, long row,
+                           long p0, long p1, float *line)
+{
+    long taps = xg_prod3(ker), c = row / taps, t = row % taps, ow = out[2];
+    long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
+    const float *xc = x + c * xg_prod3(in);
+    long xlo, xhi, xoff = kx * dil[2] - pad[2];
+    xg_valid_range(xoff, stride[2], in[2], ow, &xlo, &xhi);
+    for (long r = p0 / ow; r * ow < p1; r++) { /* r: output row (oz, oy) */
+        long oz = r / out[1], oy = r % out[1];
+        long iz = oz * stride[0] - pad[0] + kz * dil[0], iy = oy * stride[1] - pad[1] + ky * dil[1];
+        long c0 = XG_MAX(p0 - r * ow, 0), c1 = XG_MIN(p1 - r * ow, ow); /* its columns here */
+        float *d = line + r * ow - p0;
+        if (iz < 0 || iz >= in[0] || iy < 0 || iy >= in[1]) {
+            memset(d + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+            continue;
+        }
+        const float *s = xc + (iz * in[1] + iy) * in[2] + xoff;
+        long lo = XG_MIN(XG_MAX(c0, xlo), c1), hi = XG_MAX(XG_MIN(c1, xhi), lo);
+        for (long ox = c0; ox < lo; ox++) d[ox] = 0.0f;
+        if (stride[2] == 1)
+            memcpy(d + lo, s + lo, (size_t)(hi - lo) * sizeof(float));
+        else if (stride[2] == 2) /* a literal stride: vector loads and shuffles */
+            for (long ox = lo; ox < hi; ox++) d[ox] = s[ox * 2];
+        else
+            for (long ox = lo; ox < hi; ox++) d[ox] = s[ox * stride[2]];
+        for (long ox = hi; ox < c1; ox++) d[ox] = 0.0f;
+    }
+}
+
+/* The columns [p0, p1) of the im2col matrix ([channels*taps][npix]), packed as xg_sgemm's B of
+ * p1 - p0 columns: im2col straight into the packed layout saves the GEMM a packing pass. */
 static void xg_im2col_packed(const float *x, long channels, const long *in, const long *out,
                              const long *ker, const long *stride, const long *pad,
-                             const long *dil, float *packed)
+                             const long *dil, long p0, long p1, float *packed)
 {
-    long taps = xg_prod3(ker), npix = xg_prod3(out), plane = xg_prod3(in);
-    long rows = channels * taps, npanels = (npix + XG_GEMM_NP - 1) / XG_GEMM_NP;
-    xg_range share = xg_share(rows, rows * npix);
+    long rows = channels * xg_prod3(ker), npanels = (p1 - p0 + XG_GEMM_NP - 1) / XG_GEMM_NP;
+    xg_range share = xg_share(rows, rows * (p1 - p0));
     for (long row = share.lo; row < share.hi; row++) {
         float line[npanels * XG_GEMM_NP]; /* the row, zero-padded to whole panels */
-        long c = row / taps, t = row % taps;
-        long kz = t / (ker[1] * ker[2]), ky = t / ker[2] % ker[1], kx = t % ker[2];
-        const float *xc = x + c * plane;
-        long xlo, xhi, xoff = kx * dil[2] - pad[2];
-        xg_valid_range(xoff, stride[2], in[2], out[2], &xlo, &xhi);
-        for (long oz = 0; oz < out[0]; oz++) {
-            long iz = oz * stride[0] - pad[0] + kz * dil[0];
-            for (long oy = 0; oy < out[1]; oy++) {
-                long iy = oy * stride[1] - pad[1] + ky * dil[1];
-                float *d = line + (oz * out[1] + oy) * out[2];
-                if (iz < 0 || iz >= in[0] || iy < 0 || iy >= in[1]) {
-                    memset(d, 0, (size_t)out[2] * sizeof(float));
-                    continue;
-                }
-                const float *s = xc + (iz * in[1] + iy) * in[2] + xoff;
-                for (long ox = 0; ox < xlo; ox++) d[ox] = 0.0f;
-                if (stride[2] == 1)
-                    memcpy(d + xlo, s + xlo, (size_t)(xhi - xlo) * sizeof(float));
-                else if (stride[2] == 2) /* a literal stride: vector loads and shuffles */
-                    for (long ox = xlo; ox < xhi; ox++) d[ox] = s[ox * 2];
-                else
-                    for (long ox = xlo; ox < xhi; ox++) d[ox] = s[ox * stride[2]];
-                for (long ox = xhi; ox < out[2]; ox++) d[ox] = 0.0f;
-            }
-        }
-        for (long j = npix; j < npanels * XG_GEMM_NP; j++) line[j] = 0.0f;
+        xg_im2col_line(x, in, out, ker, stride, pad, dil, row, p0, p1, line);
+        for (long j = p1 - p0; j < npanels * XG_GEMM_NP; j++) line[j] = 0.0f;
         /* scatter the row into its K block's panels */
         long k0 = row / XG_GEMM_KC * XG_GEMM_KC;
         long kc = rows - k0 < XG_GEMM_KC ? rows - k0 : XG_GEMM_KC;
@@ -99,33 +107,43 @@ static inline xg_epilogue xg_conv_epilogue(const xg_epilogue *ep, long n, long c
 
 /* Conv as GEMM per (image, group): Y_g = W_g @ im2col(X_g); a 1x1, stride-1, unpadded conv
  * multiplies X_g directly. W_g is [cout_g][K] (a plain w is row-major [Cout][Cin/g * taps]).
- * The epilogue is applied by xg_sgemm as it stores each tile.
- * work: the packed im2col buffer (unless direct, round_up(npix, 16) * K floats) then xg_sgemm's
+ * The im2col matrix goes in chunks of `chunk` output pixels (all of them for a small one), each
+ * packed then multiplied while it is in cache rather than written to memory whole: VGG's first
+ * layer's would take 115 MB. The epilogue is applied by xg_sgemm as it stores each tile.
+ * work: the packed im2col chunk (unless direct, round_up(chunk, 16) * K floats) then xg_sgemm's
  * work. */
 static void xg_conv(const float *x, const float *wp, const float *w, long wstride, float *y,
                     long batch, long cin, long cout, long group, const long *in, const long *out,
                     const long *ker, const long *stride, const long *pad, const long *dil,
-                    const xg_epilogue *ep, float *work)
+                    long chunk, const xg_epilogue *ep, float *work)
 {
     long cin_g = cin / group, cout_g = cout / group, taps = xg_prod3(ker);
     long K = cin_g * taps, npix = xg_prod3(out), plane = xg_prod3(in);
     int direct = taps == 1 && npix == plane && stride[0] * stride[1] * stride[2] == 1 &&
                  pad[0] + pad[1] + pad[2] == 0;
-    float *col = work, *gemm_work = direct ? work : work + K * xg_round_up(npix, XG_GEMM_NP);
+    float *col = work, *gemm_work = direct ? work : work + K * xg_round_up(chunk, XG_GEMM_NP);
     for (long n = 0; n < batch; n++) {
         for (long g = 0; g < group; g++) {
             const float *xg = x + (n * cin + g * cin_g) * plane;
-            if (!direct) {
-                xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, col);
-                xg_barrier();
-            }
             const float *wg = (wp ? wp : w) + g * wstride;
+            float *yg = y + (n * cout + g * cout_g) * npix;
             xg_epilogue eg =
                 ep ? xg_conv_epilogue(ep, n, g * cout_g, cout, npix) : (xg_epilogue){0};
-            xg_sgemm(cout_g, npix, K, 1.0f, wp ? wg : NULL, wp ? NULL : wg, K, 1,
-                     direct ? NULL : col, xg, npix, 1, 0.0f, y + (n * cout + g * cout_g) * npix,
-                     npix, ep ? &eg : NULL, gemm_work);
-            if (!direct) xg_barrier(); /* col is refilled for the next image or group */
+            if (direct) {
+                xg_sgemm(cout_g, npix, K, 1.0f, wp ? wg : NULL, wp ? NULL : wg, K, 1, NULL, xg,
+                         npix, 1, 0.0f, yg, npix, ep ? &eg : NULL, gemm_work);
+                continue;
+            }
+            for (long p0 = 0; p0 < npix; p0 += chunk) {
+                long p1 = XG_MIN(p0 + chunk, npix);
+                xg_im2col_packed(xg, cin_g, in, out, ker, stride, pad, dil, p0, p1, col);
+                xg_barrier();
+                xg_epilogue ec = eg; /* the chunk's columns of the residual */
+                if (ec.res) ec.res += p0;
+                xg_sgemm(cout_g, p1 - p0, K, 1.0f, wp ? wg : NULL, wp ? NULL : wg, K, 1, col,
+                         NULL, 0, 0, 0.0f, yg + p0, npix, ep ? &ec : NULL, gemm_work);
+                xg_barrier(); /* col is refilled for the next chunk */
+            }
         }
     }
 }

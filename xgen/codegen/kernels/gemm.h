@@ -144,6 +144,42 @@ static void xg_ukr_narrow(long kc, const float *a, const float *b, float *tile)
 #endif
 }
 
+/* Up to XG_GEMM_FEW_COLS columns of a tile from one B panel (its first ones): per k, one 8-row
+ * vector of the A panel times each column's B value. Columns past the last vector-wide tile cost
+ * this a few 8-wide multiply-adds per k instead of a whole 16-wide microkernel's eight. Always
+ * computes XG_GEMM_FEW_COLS columns (the B panel is zero-padded) and stores `cols` of them. */
+#define XG_GEMM_FEW_COLS 4
+typedef float xg_panel_column __attribute__((vector_size(XG_GEMM_MR * sizeof(float))));
+static void xg_ukr_few_columns(long kc, const float *a, const float *b, int cols, float *tile)
+{
+    xg_panel_column acc[XG_GEMM_FEW_COLS] = {{0}};
+    for (long k = 0; k < kc; k++) {
+        xg_panel_column ak;
+        memcpy(&ak, a + k * XG_GEMM_MR, sizeof ak); /* packed A is float-aligned only */
+        for (int j = 0; j < XG_GEMM_FEW_COLS; j++) acc[j] += ak * b[k * XG_GEMM_NP + j];
+    }
+    for (int j = 0; j < cols; j++)
+        for (int r = 0; r < XG_GEMM_MR; r++) tile[r * XG_GEMM_NR + j] = acc[j][r];
+}
+
+/* tile = the product of an A panel and the nr (<= XG_GEMM_NR) columns of B from the panel at b
+ * (the next panel bps floats further), over kc: the widest microkernel for the full tiles, and
+ * for the last one, whatever covers its columns with the least padding computed. */
+static void xg_tile_product(long kc, const float *a, const float *b, long bps, long nr,
+                            float *tile)
+{
+    if (nr > XG_GEMM_NP + XG_GEMM_FEW_COLS || (nr > XG_GEMM_FEW_COLS && XG_GEMM_NR == XG_GEMM_NP)) {
+        xg_ukr(kc, a, b, bps, tile);
+    } else if (nr > XG_GEMM_NP) {
+        xg_ukr_narrow(kc, a, b, tile);
+        xg_ukr_few_columns(kc, a, b + bps, (int)(nr - XG_GEMM_NP), tile + XG_GEMM_NP);
+    } else if (nr > XG_GEMM_FEW_COLS) {
+        xg_ukr_narrow(kc, a, b, tile);
+    } else {
+        xg_ukr_few_columns(kc, a, b, (int)nr, tile);
+    }
+}
+
 /* C[m0..m0+mr)[n0..n0+nr) = epilogue(alpha * tile + beta * C), each row finished in one pass while
  * it is in L1; ep is NULL except in the last K block. beta == 0 never reads C (it may be
  * uninitialised). */
@@ -293,10 +329,7 @@ static void xg_sgemm(long M, long N, long K, float alpha, const float *Ap, const
             long m_end = (mb + 1) * mc < M ? (mb + 1) * mc : M;
             for (long m0 = mb * mc; m0 < m_end; m0 += XG_GEMM_MR) {
                 const float *ap = ablock + (m0 / XG_GEMM_MR) * kc * XG_GEMM_MR;
-                if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
-                    xg_ukr(kc, ap, bp, kc * XG_GEMM_NP, tile);
-                else
-                    xg_ukr_narrow(kc, ap, bp, tile);
+                xg_tile_product(kc, ap, bp, kc * XG_GEMM_NP, nr, tile);
                 long mr = M - m0 < XG_GEMM_MR ? M - m0 : XG_GEMM_MR;
                 xg_gemm_store(tile, C, ldc, m0, n0, mr, nr, alpha, beta_k, ep_k);
             }
@@ -345,10 +378,7 @@ static void xg_sgemm_batched(long batch, long M, long N, long K, const float *A,
         const float *bp = work + i * per_product + (n0 / XG_GEMM_NP) * K * XG_GEMM_NP;
         const float *ap = work + i * per_product + K * Np + p * K * XG_GEMM_MR;
         long m0 = p * XG_GEMM_MR, mr = XG_MIN(M - m0, XG_GEMM_MR);
-        if (nr > XG_GEMM_NP || XG_GEMM_NR == XG_GEMM_NP)
-            xg_ukr(K, ap, bp, K * XG_GEMM_NP, tile);
-        else
-            xg_ukr_narrow(K, ap, bp, tile);
+        xg_tile_product(K, ap, bp, K * XG_GEMM_NP, nr, tile);
         xg_gemm_store(tile, C + i * M * N, N, m0, n0, mr, nr, 1.0f, 0.0f, NULL);
     }
 }

@@ -1,4 +1,4 @@
-"""The xgen command line: compile, run, info, bench, demo.
+"""The xgen command line: compile, run, info, profile, bench, demo.
 
 Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, compiler failure),
 2 a usage error (argparse).
@@ -112,6 +112,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    import xgen
+
+    if Path(args.model).is_dir():
+        model = xgen.load(args.model, threads=args.threads)
+    else:
+        model = xgen.compile(args.model, _shapes(args.shape), threads=args.threads)
+    rng = np.random.default_rng(0)  # random floats; integer inputs (token ids...) are zeros
+    feeds = {
+        s.name: rng.standard_normal(s.shape).astype(s.dtype.numpy)
+        if s.dtype.is_float
+        else np.zeros(s.shape, s.dtype.numpy)
+        for s in model.inputs
+    }
+    rows = model.profile(feeds, args.runs)
+    total = sum(row.ms for row in rows)
+    print(f"{model.name}: {len(rows)} nodes with code, {total:.3f} ms per run "
+          f"(mean of {args.runs}, {model.threads} threads)")  # fmt: skip
+    by_op = Counter[str]()
+    for row in rows:
+        by_op[row.op] += row.ms
+    print(f"{'op':<28}{'ms':>9}{'%':>7}")
+    for op, ms in by_op.most_common():
+        print(f"{op:<28}{ms:>9.3f}{100 * ms / total:>7.1f}")
+    print(f"\nslowest {min(args.top, len(rows))} nodes:")
+    for row in sorted(rows, key=lambda r: -r.ms)[: args.top]:
+        print(f"{row.ms:>9.3f} ms  {row.node} ({row.op} -> {row.output})")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from xgen import bench
 
@@ -151,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
     p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("profile", help="milliseconds per node of a model, slowest first")
+    p.add_argument("model", help="an .onnx file, or a directory written by `xgen compile`")
+    p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
+    p.add_argument("--runs", type=int, default=20, help="runs averaged (default 20)")
+    p.add_argument("--top", type=int, default=15, help="slowest nodes listed (default 15)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default OpenMP's)")
+    p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("bench", help="latency of xgen vs onnxruntime, OpenVINO and PyTorch "
                        "on the model zoo (see xgen bench --help)", add_help=False)  # fmt: skip

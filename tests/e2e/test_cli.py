@@ -57,6 +57,18 @@ def test_compile_then_run(model_path, tmp_path, capsys):
     assert main(["run", str(out), "--input", str(tmp_path / "x.npy")]) == 0
 
 
+def test_profile_lists_every_node_with_its_time(model_path, tmp_path, capsys):
+    # Conv + Relu fuse; the Reshape is an alias: two nodes run, Conv and Gemm
+    assert main(["profile", str(model_path), "--shape", "x=2,2,5,5", "--runs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 nodes with code" in out and "(mean of 3," in out
+    assert "conv (Conv -> float32[2,3,3,3])" in out and "fc (Gemm -> float32[2,4])" in out
+    compiled = tmp_path / "compiled"
+    assert main(["compile", str(model_path), "--shape", "x=2,2,5,5", "-o", str(compiled)]) == 0
+    assert main(["profile", str(compiled), "--runs", "2", "--top", "1"]) == 0
+    assert "slowest 1 nodes:" in capsys.readouterr().out
+
+
 def test_compile_needs_dynamic_dims_fixed(model_path, tmp_path, capsys):
     assert main(["compile", str(model_path), "-o", str(tmp_path / "o")]) == 1
     assert "--shape x=" in capsys.readouterr().err

@@ -142,6 +142,20 @@ def test_concurrent_runs_of_one_library_do_not_meet() -> None:
         np.testing.assert_array_equal(got, expected[i % 8])
 
 
+def test_profile_times_every_node_with_code() -> None:
+    compiled = xgen.compile(mlp_model(layers=2), threads=2)
+    feeds = {"x": np.ones((64, 256), np.float32)}
+    rows = compiled.profile(feeds, runs=3)
+    assert [(r.op, r.output) for r in rows] == [
+        ("MatMul", "float32[64,256]"),
+        ("Relu", "float32[64,256]"),
+    ] * 2
+    assert all(r.ms > 0 for r in rows)
+    np.testing.assert_array_equal(compiled(feeds["x"]), compiled.run(feeds)["y1"])  # unchanged
+    with pytest.raises(ValueError, match="runs"):
+        compiled.profile(feeds, runs=0)
+
+
 def test_bad_model_argument() -> None:
     with pytest.raises(XgenError, match="cannot compile a dict"):
         xgen.compile({})

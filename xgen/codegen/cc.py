@@ -76,31 +76,35 @@ def cpu_identity() -> str:
     return platform.machine() + "\n" + "\n".join(dict.fromkeys(wanted))
 
 
-def flags() -> tuple[str, ...]:
-    return (f"-march={os.environ.get(MARCH_ENV) or 'native'}", *FLAGS)
+def flags(profile: bool = False) -> tuple[str, ...]:
+    """The compiler flags; profile adds the per-node timers of emit.py's XGEN_PROFILE."""
+    march = f"-march={os.environ.get(MARCH_ENV) or 'native'}"
+    return (march, *FLAGS, *(("-DXGEN_PROFILE",) if profile else ()))
 
 
-def cache_key(source: str, compiler: Compiler) -> str:
+def cache_key(source: str, compiler: Compiler, profile: bool = False) -> str:
     digest = hashlib.sha256()
-    for part in (source, " ".join(flags() + LIBS), compiler.version, cpu_identity()):
+    for part in (source, " ".join(flags(profile) + LIBS), compiler.version, cpu_identity()):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]
 
 
-def compile_shared(source: str, cache: str | os.PathLike | None = None) -> Path:
+def compile_shared(
+    source: str, cache: str | os.PathLike | None = None, profile: bool = False
+) -> Path:
     """Path to a shared library built from source: from the cache, or compiled into it."""
     compiler = find_compiler()
     directory = cache_dir(cache)
     directory.mkdir(parents=True, exist_ok=True)
-    key = cache_key(source, compiler)
+    key = cache_key(source, compiler, profile)
     library = directory / f"{key}.so"
     if library.exists():
         return library
     with tempfile.TemporaryDirectory(dir=directory, prefix=f".{key}-") as work:
         c_file, so_file = Path(work) / "model.c", Path(work) / "model.so"
         c_file.write_text(source)
-        command = [compiler.path, *flags(), str(c_file), "-o", str(so_file), *LIBS]
+        command = [compiler.path, *flags(profile), str(c_file), "-o", str(so_file), *LIBS]
         try:
             result = subprocess.run(command, capture_output=True, text=True)
         except OSError as e:

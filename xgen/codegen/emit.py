@@ -71,6 +71,8 @@ class GeneratedModel:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     errors: tuple[str, ...]  # xgen_run returning k > 0 means errors[k - 1] happened
+    # (name, op, first output's type) of each node with code: a profile's rows, in order
+    nodes: tuple[tuple[str, str, str], ...] = ()
 
 
 def generate(graph: Graph) -> GeneratedModel:
@@ -86,6 +88,7 @@ def generate(graph: Graph) -> GeneratedModel:
         inputs=tuple(TensorSpec.of(v) for v in graph.inputs),
         outputs=tuple(TensorSpec.of(v) for v in graph.outputs),
         errors=tuple(emitter.errors),
+        nodes=tuple(emitter.nodes),
     )
 
 
@@ -139,6 +142,7 @@ class Emitter:
         self.errors: list[str] = []
         self.node: Node | None = None
         self.kernels: set[str] = set()  # the kernel headers the nodes' C calls into
+        self.nodes: list[tuple[str, str, str]] = []  # the nodes with code, as a profile names them
 
     # ---- KernelContext -----------------------------------------------------------------------
 
@@ -199,7 +203,8 @@ class Emitter:
         self.kernels.update(lower.KERNEL_HEADERS[node.op])
         code = lowering(self, node).strip("\n")
         self.node = None
-        return header + "\n{\n" + indent(code) + "\n}\nxg_barrier();"
+        self.nodes.append((node.name, node.op.value, str(node.outputs[0].type)))
+        return header + "\n{\n" + indent(code) + f"\n}}\nXG_NODE_END({len(self.nodes) - 1});"
 
     def output_copies(self) -> list[str]:
         blocks = []
@@ -227,6 +232,7 @@ class Emitter:
             weights=len(self.blob),
             n_inputs=len(self.graph.inputs),
             n_outputs=len(self.graph.outputs),
+            n_nodes=max(len(self.nodes), 1),
             body=indent("\n\n".join(body), by=" " * 8),
         )
 
@@ -260,6 +266,29 @@ _TEMPLATE = """\
 
 static int xg_threads = 0; /* 0: the OpenMP default */
 
+#if defined(XGEN_PROFILE) && defined(_OPENMP)
+/* A profiling build (-DXGEN_PROFILE): the seconds each node took, summed over runs, as thread 0
+ * sees them (a node ends when the whole team has finished it). */
+static double xg_node_seconds[{n_nodes}], xg_node_mark;
+#define XG_NODE_END(k)                                                                            \
+    do {{                                                                                          \
+        xg_barrier();                                                                             \
+        if (xg_team_rank() == 0) {{                                                                \
+            double now = omp_get_wtime();                                                         \
+            xg_node_seconds[k] += now - xg_node_mark;                                             \
+            xg_node_mark = now;                                                                   \
+        }}                                                                                         \
+    }} while (0)
+
+/* Copies the seconds per node out (one per node with code, in order) and starts again at 0. */
+void xgen_profile(double *seconds) {{
+    memcpy(seconds, xg_node_seconds, sizeof xg_node_seconds);
+    memset(xg_node_seconds, 0, sizeof xg_node_seconds);
+}}
+#else
+#define XG_NODE_END(k) xg_barrier()
+#endif
+
 int xgen_abi_version(void) {{ return XGEN_ABI_VERSION; }}
 long xgen_arena_bytes(void) {{ return XGEN_ARENA_BYTES; }}
 long xgen_weights_bytes(void) {{ return XGEN_WEIGHTS_BYTES; }}
@@ -285,6 +314,9 @@ int xgen_run(void *const *inputs, void *const *outputs, const char *weights, cha
 #pragma omp parallel num_threads(xgen_get_threads())
     {{
         xg_team_join(&team);
+#if defined(XGEN_PROFILE) && defined(_OPENMP)
+        if (xg_team_rank() == 0) xg_node_mark = omp_get_wtime();
+#endif
 
 {body}
     }}

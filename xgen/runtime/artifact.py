@@ -59,6 +59,7 @@ def save_artifact(
         "arena_bytes": model.arena_bytes,
         "weights_bytes": len(model.weights),
         "errors": list(model.errors),
+        "nodes": list(model.nodes),
         "build": {"key": library.stem, "cpu": cpu_identity()},
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -88,6 +89,8 @@ def load_artifact(directory: str | Path) -> tuple[GeneratedModel, Path | None]:
         inputs=tuple(TensorSpec.from_json(s) for s in manifest["inputs"]),
         outputs=tuple(TensorSpec.from_json(s) for s in manifest["outputs"]),
         errors=tuple(manifest["errors"]),
+        # absent from artefacts saved before profiling
+        nodes=tuple(tuple(node) for node in manifest.get("nodes", ())),
     )
     library = directory / LIBRARY
     native = manifest["build"]["cpu"] == cpu_identity() and library.exists()

@@ -1,4 +1,5 @@
-"""GFLOP/s of xg_sgemm (kernels/gemm.h) on square and conv-shaped problems.
+"""GFLOP/s of xg_sgemm (kernels/gemm.h) on square and conv-shaped problems, and of its microkernel
+alone on L1-resident panels (the bound any of them can reach).
 
 Compiles the kernel headers with a one-function wrapper (xgen/bench/peak.py), without generating
 a model:
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from xgen.bench.peak import measure, sgemm_library
+from xgen.bench.peak import measure, microkernel_peak, sgemm_library
 
 # (M, N, K): square problems, then ResNet-50 convolutions as GEMMs (Cout, H*W, Cin*k*k).
 SHAPES = [
@@ -38,6 +39,8 @@ def main() -> None:
             results = [measure(lib, m, n, k, t) for t in args.threads]
             assert all(err < 1e-4 for _, err in results), f"wrong result at {m}x{n}x{k}"
             print(f"{m:>6} {n:>6} {k:>6} " + " ".join(f"{g:>15.1f}" for g, _ in results))
+        bounds = [microkernel_peak(lib, t) for t in args.threads]
+        print(f"{'microkernel, L1':>20} " + " ".join(f"{g:>15.1f}" for g in bounds))
 
 
 if __name__ == "__main__":

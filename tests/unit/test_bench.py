@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xgen.bench.peak import sgemm_peak
+from xgen.bench.peak import measure, microkernel_peak, sgemm_library
 from xgen.bench.peers import PEERS, Peer, available, rss_bytes
 from xgen.bench.report import BenchResult, PeerResult, RunInfo, markdown, relative_error
 
@@ -79,8 +79,11 @@ def test_peers_are_named_and_rss_is_read():
     assert rss_bytes() > 0
 
 
-def test_sgemm_peak_on_a_small_problem():
-    assert sgemm_peak(threads=1, size=64) > 0
+def test_peak_wrappers_measure_and_compute_right():
+    with sgemm_library() as lib:
+        gflops, error = measure(lib, 67, 45, 300, threads=2)
+        assert gflops > 0 and error < 1e-5
+        assert 0 < microkernel_peak(lib, threads=2, reps=500) < float("inf")
 
 
 def test_a_peer_that_cannot_be_imported_is_skipped(monkeypatch, capsys):

@@ -1,7 +1,8 @@
-"""GFLOP/s of xg_sgemm (codegen/kernels/gemm.h) alone: the machine's measured sgemm peak.
+"""GFLOP/s of xg_sgemm (codegen/kernels/gemm.h) alone, and the bound of its microkernel: the peak
+that achieved GFLOP/s are compared with.
 
-Compiles the kernel headers with a one-function wrapper, without generating any model. Used by
-xgen.bench (the peak that achieved GFLOP/s are compared with) and benchmarks/gemm_peak.py.
+Compiles the kernel headers with two small wrappers, without generating any model. Used by
+xgen.bench and benchmarks/gemm_peak.py.
 """
 
 from __future__ import annotations
@@ -32,8 +33,25 @@ void sgemm(long m, long n, long k, const float *a, const float *b, float *c, flo
     }
 }
 """
-PEAK_SIZE = 2048  # square problem for the peak: large enough that packing costs little
-PEAK_REPEATS = 10  # the best of several, as other work on a shared machine slows some of them
+UKR_WRAPPER = """
+/* The microkernel's own bound: every thread multiplies an L1-resident A and B panel pair over
+ * and over (through a volatile pointer, so the compiler cannot fold the repeats). */
+double ukr_gflops(int threads, long reps) {
+    void (*volatile ukr)(long, const float *, const float *, long, float *) = xg_ukr;
+    double start = omp_get_wtime();
+#pragma omp parallel num_threads(threads)
+    {
+        static __thread float a[XG_GEMM_KC * XG_GEMM_MR], b[2 * XG_GEMM_KC * XG_GEMM_NP];
+        float tile[XG_GEMM_MR * XG_GEMM_NR];
+        for (long i = 0; i < XG_GEMM_KC * XG_GEMM_MR; i++) a[i] = 1e-3f * (float)(i % 7);
+        for (long i = 0; i < 2 * XG_GEMM_KC * XG_GEMM_NP; i++) b[i] = 1e-3f * (float)(i % 5);
+        for (long r = 0; r < reps; r++) ukr(XG_GEMM_KC, a, b, XG_GEMM_KC * XG_GEMM_NP, tile);
+    }
+    double flops = 2.0 * XG_GEMM_MR * XG_GEMM_NR * XG_GEMM_KC * (double)reps * threads;
+    return flops / (omp_get_wtime() - start) / 1e9;
+}
+"""
+PEAK_SIZE = 2048  # a large square problem, printed beside the peak: packing costs little there
 
 
 @contextmanager
@@ -43,7 +61,7 @@ def sgemm_library() -> Iterator[ctypes.CDLL]:
         source = Path(directory) / "gemm_bench.c"
         library = Path(directory) / "gemm_bench.so"
         includes = "".join(f'#include "{h}"\n' for h in kernel_headers(["gemm.h"]))
-        source.write_text(includes + WRAPPER)
+        source.write_text(includes + WRAPPER + UKR_WRAPPER)
         flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
         cc = [find_compiler().path, *flags, str(source), "-o", str(library), "-lm"]
         done = subprocess.run(cc, capture_output=True, text=True)
@@ -54,6 +72,8 @@ def sgemm_library() -> Iterator[ctypes.CDLL]:
         lib.work_floats.restype = ctypes.c_long
         lib.work_floats.argtypes = [ctypes.c_long] * 3
         lib.sgemm.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p] * 4 + [ctypes.c_int]
+        lib.ukr_gflops.restype = ctypes.c_double
+        lib.ukr_gflops.argtypes = [ctypes.c_int, ctypes.c_long]
         yield lib
 
 
@@ -79,10 +99,7 @@ def measure(
     return 2 * m * n * k / best / 1e9, error
 
 
-def sgemm_peak(threads: int, size: int = PEAK_SIZE) -> float:
-    """Best GFLOP/s of xg_sgemm on a size^3 problem with this many threads."""
-    with sgemm_library() as lib:
-        gflops, error = measure(lib, size, size, size, threads, PEAK_REPEATS)
-    if error > 1e-4:
-        raise ArithmeticError(f"xg_sgemm is wrong at {size}^3 (relative error {error:.1e})")
-    return gflops
+def microkernel_peak(lib: ctypes.CDLL, threads: int, reps: int = 200_000) -> float:
+    """Best GFLOP/s of the microkernel alone on L1-resident panels, all threads at once: the
+    bound for any GEMM built on it (by default about a second of work, best of 3)."""
+    return max(lib.ukr_gflops(threads, reps) for _ in range(3))

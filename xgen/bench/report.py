@@ -50,7 +50,7 @@ class BenchResult:
 class RunInfo:
     threads: int
     rounds: int
-    peak_gflops: float | None  # the measured xg_sgemm peak; None when not measured
+    peak_gflops: float | None  # the microkernel's measured bound; None when not measured
     spin: bool  # idle worker threads spin (OMP_WAIT_POLICY=active) instead of sleeping
 
 
@@ -89,7 +89,7 @@ def _agreement(result: BenchResult) -> str:
 def latency_table(results: Sequence[BenchResult], peers: Sequence[str], peak: float | None) -> str:
     """Latencies, xgen/peer ratios, achieved GFLOP/s and output agreement, a row per model."""
     header = ["model", "GFLOP", "xgen ms", *(f"{p} ms" for p in peers)]
-    header += [*(f"xgen/{p}" for p in peers), "xgen GFLOP/s", "% of sgemm peak", "outputs"]
+    header += [*(f"xgen/{p}" for p in peers), "xgen GFLOP/s", "% of peak", "outputs"]
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 2) + "|---|"]
     for r in results:
         row = [r.model, f"{r.flops / 1e9:.2f}", f"{r.xgen_ms:.2f}"]
@@ -129,7 +129,8 @@ def markdown(
         f"Threads: {info.threads} for every engine; median of {info.rounds} interleaved rounds; "
         "batch 1, fp32; sequence length 128 for the transformers.",
         "xgen/peer = xgen latency / peer latency: below 1 means xgen is faster.",
-        f"sgemm peak (xg_sgemm, 2048^3, {info.threads} threads, best before/after): {peak_text}.",
+        f"peak (the GEMM microkernel on L1-resident operands, {info.threads} threads, best "
+        f"before/after): {peak_text}.",
         f"outputs: ok when every peer's outputs are within {AGREEMENT_TOLERANCE:g} of xgen's "
         "(max abs difference / max abs of xgen's).",
         f"Idle worker threads {'spin' if info.spin else 'sleep'}: OMP_WAIT_POLICY={policy}, "

@@ -39,6 +39,10 @@ class NonConstantInputError(UnsupportedOpError):
 class ShapeError(XgenError):
     """Shapes or dtypes that do not fit an op, found at import or shape inference."""
 
+    def __init__(self, message: str, node: str | None = None):
+        super().__init__(message)
+        self.node = node  # the node the message already names, if it names one
+
 
 class InputError(XgenError, ValueError):
     """A runtime input with a wrong name, shape or dtype."""

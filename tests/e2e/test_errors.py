@@ -187,6 +187,17 @@ def test_bad_constant_inputs(constants, match):
         xgen.compile(reshape_model(), constant_inputs=constants)
 
 
+def test_shapes_that_do_not_broadcast_name_the_node_once():
+    a = helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [2, 3])
+    b = helper.make_tensor_value_info("b", onnx.TensorProto.FLOAT, [4, 5])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    node = helper.make_node("Add", ["a", "b"], ["y"], name="add")
+    model = helper.make_model(helper.make_graph([node], "g", [a, b], [y]), opset_imports=OPSET)
+    with pytest.raises(ShapeError, match=r"\(2, 3\) and \(4, 5\) do not broadcast") as e:
+        xgen.compile(model)
+    assert str(e.value).count("add") == 1 and e.value.node == "add"
+
+
 def test_value_written_twice_is_named():
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])

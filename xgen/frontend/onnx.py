@@ -315,7 +315,9 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
     try:
         outputs = convert(ctx, node)
     except ShapeError as e:
-        raise ShapeError(f"node {label!r} ({proto.op_type}): {e}") from None
+        if e.node is not None:  # shape inference named the node already
+            raise
+        raise ShapeError(f"node {label!r} ({proto.op_type}): {e}", label) from None
     except NonConstantInputError as e:
         if any(e.value == v.name for v in ctx.graph.inputs):
             hint = f"; {e.value!r} is a model input: fix its value with constant_inputs"

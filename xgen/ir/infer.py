@@ -314,17 +314,16 @@ _RULES: dict[Op, Callable[[Node], list[TensorType]]] = {
 def infer_types(node: Node) -> list[TensorType]:
     """Output types of node; raises ShapeError naming the node if its inputs do not fit."""
     low, high = ARITY.get(node.op, (1, 1))
+    label = f"node {node.name} ({node.op.value})"
     if not low <= len(node.inputs) <= high:
-        raise ShapeError(
-            f"node {node.name} ({node.op.value}) takes {low}..{high} inputs, got {len(node.inputs)}"
-        )
+        raise ShapeError(f"{label} takes {low}..{high} inputs, got {len(node.inputs)}", node.name)
     expected = node.op.attrs_type
     if expected is not None and not isinstance(node.attrs, expected):
-        raise ShapeError(f"node {node.name} ({node.op.value}) needs {expected.__name__} attributes")
+        raise ShapeError(f"{label} needs {expected.__name__} attributes", node.name)
     try:
         return _RULES[node.op](node)
     except ShapeError as e:
-        raise ShapeError(f"node {node.name} ({node.op.value}): {e}") from None
+        raise ShapeError(f"{label}: {e}", node.name) from None
     except (ValueError, IndexError) as e:
         inputs = ", ".join(str(v.type) for v in node.inputs)
-        raise ShapeError(f"node {node.name} ({node.op.value}) with inputs {inputs}: {e}") from None
+        raise ShapeError(f"{label} with inputs {inputs}: {e}", node.name) from None

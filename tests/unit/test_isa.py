@@ -3,7 +3,8 @@
 xg_sgemm's microkernel has an AVX-512, an AVX2 + FMA, a NEON and a portable C version, chosen by
 the compiler's target; -march=native only ever builds one of them here. The x86 ones are built
 with $XGEN_MARCH; the NEON one with an aarch64 cross compiler and run under qemu (both are
-Debian packages `make install` adds), a whole model in a small C program.
+Debian packages `make test` adds), a whole model in a small C program; the same program is also
+built here without OpenMP, as for a device that lacks it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 import xgen
 from xgen import passes, reference
+from xgen.codegen.cc import find_compiler
 from xgen.codegen.emit import generate
 from xgen.ir import DType, Graph, Op
 from xgen.ir import ops as O
@@ -120,27 +122,37 @@ int main(void) {
 """
 
 
-@pytest.mark.skipif(not (shutil.which(CROSS) and shutil.which(QEMU)), reason=f"needs {CROSS}")
-def test_neon_path_runs_a_model_under_qemu(tmp_path: Path) -> None:
+def build_and_run(directory: Path, compiler: list[str], runner: list[str]) -> None:
+    """The model as a C program (model.c + the harness): compiled with `compiler` (plus the
+    sources), run with `runner`; the outputs must match the numpy reference."""
     g = model()
     inputs = feeds(g)
     generated = generate(passes.optimize(copy.deepcopy(g)))
-    (tmp_path / "model.c").write_text(generated.source)
-    (tmp_path / "weights.bin").write_bytes(generated.weights)
+    (directory / "model.c").write_text(generated.source)
+    (directory / "weights.bin").write_bytes(generated.weights)
     harness = HARNESS.replace("IN_BYTES", ", ".join(str(s.nbytes) for s in generated.inputs))
     harness = harness.replace("OUT_BYTES", ", ".join(str(s.nbytes) for s in generated.outputs))
-    (tmp_path / "main.c").write_text(harness)
+    (directory / "main.c").write_text(harness)
     for i, spec in enumerate(generated.inputs):
-        inputs[spec.name].tofile(tmp_path / f"in{i}.bin")
-    build = [CROSS, "-O2", "-march=armv8-a", "-fopenmp", "-static", "-fno-math-errno"]
-    build += ["-ffp-contract=fast", "model.c", "main.c", "-o", "model", "-lm"]
-    subprocess.run(build, cwd=tmp_path, check=True, capture_output=True)
+        inputs[spec.name].tofile(directory / f"in{i}.bin")
+    build = [*compiler, "-O2", "-fno-math-errno", "-ffp-contract=fast", "model.c", "main.c"]
+    subprocess.run([*build, "-o", "model", "-lm"], cwd=directory, check=True, capture_output=True)
     run = subprocess.run(
-        [QEMU, "./model"], cwd=tmp_path, capture_output=True, env={"OMP_NUM_THREADS": "2"}
+        [*runner, "./model"], cwd=directory, capture_output=True, env={"OMP_NUM_THREADS": "2"}
     )
     assert run.returncode == 0, run.stderr
     outputs = {
-        spec.name: np.fromfile(tmp_path / f"out{i}.bin", np.float32).reshape(spec.shape)
+        spec.name: np.fromfile(directory / f"out{i}.bin", np.float32).reshape(spec.shape)
         for i, spec in enumerate(generated.outputs)
     }
     assert_matches_reference(g, inputs, outputs)
+
+
+@pytest.mark.skipif(not (shutil.which(CROSS) and shutil.which(QEMU)), reason=f"needs {CROSS}")
+def test_neon_path_runs_a_model_under_qemu(tmp_path: Path) -> None:
+    build_and_run(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU])
+
+
+def test_the_c_runs_without_openmp(tmp_path: Path) -> None:
+    """A device without OpenMP builds the same C: one thread, the pragmas ignored."""
+    build_and_run(tmp_path, [find_compiler().path, "-march=native"], [])

@@ -1,11 +1,11 @@
-/* xgen kernel prelude: included first in every generated model, before the other kernels/*.h.
+/* xgen kernel prelude: included first in every generated model, before the other kernel headers.
  *
  * Conventions for kernel headers: plain C11 (GNU dialect), every function `static` (one model is
- * one translation unit), names prefixed `xg_`; a header #includes the kernels/*.h it uses and the
- * emitter inlines them all, each after its dependencies. Every kernel is called by the whole
- * thread team (see "threads" below). Tensors are dense row-major. Tensors in
- * the arena and the weight blob start 64-byte aligned, but caller buffers (graph inputs and
- * outputs) and slices of a tensor need only be aligned to their element type.
+ * one translation unit), names prefixed `xg_`; a header #includes the kernel headers it uses and
+ * the emitter inlines them all, each after its dependencies. Every kernel is called by the whole
+ * thread team (see "threads" below). Tensors are dense row-major. Tensors in the arena and the
+ * weight blob start 64-byte aligned, but caller buffers (graph inputs and outputs) and slices of
+ * a tensor need only be aligned to their element type.
  */
 #ifndef XGEN_COMMON_H
 #define XGEN_COMMON_H

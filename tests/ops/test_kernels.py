@@ -166,6 +166,8 @@ CONV_CASES = [
     (1, 8, 128, (17,), (3,), (1,), (1, 1), (1,), 2, True),  # 1-D, 2 groups
     # an im2col matrix over 4 MiB goes in chunks of pixels: 2 chunks, the last one partial
     (2, 16, 8, (100, 100), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),
+    # a direct 1x1 conv as big: X is packed whole per K block, never chunked
+    (1, 300, 8, (60, 60), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, True),
 ]
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}

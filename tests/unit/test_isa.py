@@ -58,6 +58,19 @@ def model() -> Graph:
     return g
 
 
+def big_conv(size: int) -> Graph:
+    """One convolution over the size where its GEMM operands are packed in pieces: a direct 1x1
+    (X packed per K block) or a 3x3 whose im2col goes in chunks of pixels. Alone in its model,
+    so that no bigger scratch request of another node hides an overrun."""
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 300, 60, 60))
+    pad = size // 2
+    attrs = O.ConvAttrs(strides=(1, 1), pads=(pad,) * 4, dilations=(1, 1), group=1)
+    w = RNG.standard_normal((8, 300, size, size)).astype(np.float32) / 30
+    g.outputs = g.add_node(Op.CONV, [x, g.constant(w, "w")], attrs)
+    return g
+
+
 def feeds(g: Graph) -> dict[str, np.ndarray]:
     return {v.name: RNG.uniform(-1, 1, v.shape).astype(np.float32) for v in g.inputs}
 
@@ -116,16 +129,23 @@ int main(void) {
         FILE *f = fopen(name, "wb");
         fwrite(outputs[i], 1, (size_t)out_bytes[i], f);
         fclose(f);
+        free(outputs[i]);
     }
+    for (unsigned i = 0; i < N_IN; i++) free(inputs[i]);
+    free(weights);
+    free(arena);
     return 0;
 }
 """
 
 
-def build_and_run(directory: Path, compiler: list[str], runner: list[str]) -> None:
-    """The model as a C program (model.c + the harness): compiled with `compiler` (plus the
-    sources), run with `runner`; the outputs must match the numpy reference."""
-    g = model()
+def build_and_run(
+    directory: Path, compiler: list[str], runner: list[str], g: Graph | None = None
+) -> None:
+    """A model (by default model()) as a C program (model.c + the harness): compiled with
+    `compiler` (plus the sources), run with `runner`; the outputs must match the numpy
+    reference."""
+    g = g or model()
     inputs = feeds(g)
     generated = generate(passes.optimize(copy.deepcopy(g)))
     (directory / "model.c").write_text(generated.source)
@@ -156,3 +176,11 @@ def test_neon_path_runs_a_model_under_qemu(tmp_path: Path) -> None:
 def test_the_c_runs_without_openmp(tmp_path: Path) -> None:
     """A device without OpenMP builds the same C: one thread, the pragmas ignored."""
     build_and_run(tmp_path, [find_compiler().path, "-march=native"], [])
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_the_c_stays_in_its_buffers(size: int, tmp_path: Path) -> None:
+    """Under AddressSanitizer the harness's arena is xgen_arena_bytes (+64): a kernel writing
+    past the scratch its lowering reserved stops the program."""
+    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
+    build_and_run(tmp_path, compiler, [], big_conv(size))

@@ -158,11 +158,17 @@ def lower_conv(ctx: KernelContext, node: Node) -> str:
         packed_stride=round_up(cout_g, GEMM_MR) * k,
         plain_stride=cout_g * k,
     )
-    # conv.h multiplies X directly (no im2col) in the 1x1, stride-1, unpadded case
-    direct = k == cin_g and npix == prod(x.shape[2:]) and set(node.attrs.strides) == {1}
+    # conv.h multiplies X directly (no im2col, all npix columns at once) in the 1x1, stride-1,
+    # unpadded case; otherwise the im2col matrix goes in chunks of pixels
+    direct = (
+        k == cin_g
+        and npix == prod(x.shape[2:])
+        and set(node.attrs.strides) == {1}
+        and not any(node.attrs.pads)
+    )
     chunk = _im2col_chunk(k, npix)
-    col = 0 if direct and not any(node.attrs.pads) else k * round_up(chunk, GEMM_NP)
-    (work,) = scratch_arrays(ctx, [col + gemm_work_floats(cout_g, chunk, k)])
+    col, columns = (0, npix) if direct else (k * round_up(chunk, GEMM_NP), chunk)
+    (work,) = scratch_arrays(ctx, [col + gemm_work_floats(cout_g, columns, k)])
     return (
         f"xg_conv({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {group}, "
         f"{geometry},\n        {chunk}, {epilogue}, {work});"

@@ -231,25 +231,29 @@ def _gemm_call(
 ) -> str:
     """One xg_sgemm call; a constant operand is packed now, at compile time."""
     m, n, k = mnk
-    if a.data is not None:
-        view = np.lib.stride_tricks.as_strided(
-            a.data, (m, k), (a_strides[0] * 4, a_strides[1] * 4)
-        ).astype(np.float32)
-        a_args = f"{ctx.add_weight(pack_gemm_a(view), f'{node.name} packed A')}, NULL, 0, 0"
-    else:
-        a_args = f"NULL, {ctx.ptr(a)}, {a_strides[0]}, {a_strides[1]}"
-    if b.data is not None:
-        view = np.lib.stride_tricks.as_strided(
-            b.data, (k, n), (b_strides[0] * 4, b_strides[1] * 4)
-        ).astype(np.float32)
-        b_args = f"{ctx.add_weight(pack_gemm_b(view), f'{node.name} packed B')}, NULL, 0, 0"
-    else:
-        b_args = f"NULL, {ctx.ptr(b)}, {b_strides[0]}, {b_strides[1]}"
+    a_args = _operand_args(ctx, a, (m, k), a_strides, pack_gemm_a, f"{node.name} packed A")
+    b_args = _operand_args(ctx, b, (k, n), b_strides, pack_gemm_b, f"{node.name} packed B")
     (work,) = scratch_arrays(ctx, [gemm_work_floats(m, n, k)])
     return (
         f"xg_sgemm({m}, {n}, {k}, {c_float(alpha)}, {a_args}, {b_args}, {c_float(beta)}, "
         f"{out}, {n}, {epilogue}, {work});"
     )
+
+
+def _operand_args(
+    ctx: KernelContext,
+    value: Value,
+    shape: tuple[int, int],
+    strides: tuple[int, int],
+    pack: Callable[[np.ndarray], np.ndarray],
+    name: str,
+) -> str:
+    """xg_sgemm's `packed, plain, row stride, column stride` arguments for one operand: the
+    matrix of `shape` read from value with element `strides`, packed now if value is constant."""
+    if value.data is None:
+        return f"NULL, {ctx.ptr(value)}, {strides[0]}, {strides[1]}"
+    view = np.lib.stride_tricks.as_strided(value.data, shape, (strides[0] * 4, strides[1] * 4))
+    return f"{ctx.add_weight(pack(view.astype(np.float32)), name)}, NULL, 0, 0"
 
 
 @lowering(Op.GEMM, kernels=("gemm.h",))

@@ -58,11 +58,12 @@ def test_compile_then_run(model_path, tmp_path, capsys):
 
 
 def test_profile_lists_every_node_with_its_time(model_path, tmp_path, capsys):
-    # Conv + Relu fuse; the Reshape is an alias: two nodes run, Conv and Gemm
+    # Conv + Relu fuse, channels last between two Transposes; the Reshape is an alias
     assert main(["profile", str(model_path), "--shape", "x=2,2,5,5", "--runs", "3"]) == 0
     out = capsys.readouterr().out
-    assert "2 nodes with code" in out and "(mean of 3," in out
+    assert "4 nodes with code" in out and "(mean of 3," in out
     assert "conv (Conv -> float32[2,3,3,3])" in out and "fc (Gemm -> float32[2,4])" in out
+    assert "to_channels_last (Transpose -> float32[2,5,5,2])" in out
     compiled = tmp_path / "compiled"
     assert main(["compile", str(model_path), "--shape", "x=2,2,5,5", "-o", str(compiled)]) == 0
     assert main(["profile", str(compiled), "--runs", "2", "--top", "1"]) == 0

@@ -106,7 +106,8 @@ def build() -> Builder:
         for op in followers:
             inputs = [value]
             if op == "Add":  # the conv keeps the shape: stride 1, "same" pads
-                inputs.append(b.input(f"{name}_res", rand(*x_shape)))
+                # a constant: a graph input would stay channels first and its Add unfused
+                inputs.append(b.const(f"{name}_res", rand(*x_shape)))
             if op == "Clip":
                 inputs += [
                     b.const(f"{name}_{bound}", np.float32(v)) for bound, v in [("lo", 0), ("hi", 6)]
@@ -138,8 +139,16 @@ def test_epilogues_fused_into_depthwise(built) -> None:
     _, model, _ = built
     graph = optimize(import_onnx(model))
     assert not [n for n in graph.nodes if n.op in (Op.ADD, Op.RELU, Op.CLIP)]
-    convs = {n.outputs[0].name: n.attrs.epilogue for n in graph.nodes if n.op is Op.CONV}
-    clip6 = convs["add_clip6_Clip"]
+    producers = graph.producers()
+
+    def epilogue(output: str):
+        """The epilogue of the Conv computing a graph output, behind the layout's Transpose."""
+        node = producers[next(v for v in graph.outputs if v.name == output)]
+        while node.op is not Op.CONV:
+            node = producers[node.inputs[0]]
+        return node.attrs.epilogue
+
+    clip6 = epilogue("add_clip6_Clip")
     assert clip6.residual and clip6.activation is Activation.CLIP
-    assert convs["relu_batch2_Relu"].activation is Activation.RELU
-    assert convs["add_relu_big_Relu"].residual
+    assert epilogue("relu_batch2_Relu").activation is Activation.RELU
+    assert epilogue("add_relu_big_Relu").residual

@@ -523,9 +523,14 @@ EPILOGUES = [("Add", "Relu"), ("Clip",), ("Add",), ("Relu",), ("Add", "Clip")]
 
 class EpilogueModel:
     """An ONNX model of one op + epilogue chain per case (a residual Add of a fresh input, Relu,
-    Clip 0..6), one graph output each."""
+    Clip 0..6), one graph output each.
 
-    def __init__(self) -> None:
+    constant_residuals: the residuals are initializers. A Conv's output is channels last (see
+    passes/layout.py), and a residual read from a graph input would stay channels first, so its
+    Add would not fuse; a constant's layout changes at compile time."""
+
+    def __init__(self, constant_residuals: bool = False) -> None:
+        self.constant_residuals = constant_residuals
         self.nodes: list[onnx.NodeProto] = []
         self.inits = [numpy_helper.from_array(np.float32(v), n) for n, v in (("lo", 0), ("hi", 6))]
         self.feeds: dict[str, np.ndarray] = {}
@@ -553,8 +558,11 @@ class EpilogueModel:
         out = f"{op.lower()}{i}"
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
         for step in tail:
-            extra = {"Add": [self.input(f"res{i}", out_shape)], "Clip": ["lo", "hi"]}
-            self.nodes.append(helper.make_node(step, [out, *extra.get(step, [])], [f"{step}{i}"]))
+            operands = ["lo", "hi"] if step == "Clip" else []
+            if step == "Add":
+                residual = self.const if self.constant_residuals else self.input
+                operands = [residual(f"res{i}", out_shape)]
+            self.nodes.append(helper.make_node(step, [out, *operands], [f"{step}{i}"]))
             out = f"{step}{i}"
         self.outputs.append(out)
 
@@ -596,7 +604,7 @@ class EpilogueModel:
 
 
 def test_conv_fused_epilogue() -> None:
-    m = EpilogueModel()
+    m = EpilogueModel(constant_residuals=True)
     for i, (n, cin, cout, hw, k, s, p, d, g, with_bias) in enumerate(CONV_CASES):
         x, w = m.input(f"x{i}", (n, cin, *hw)), m.const(f"w{i}", (cout, cin // g, *k))
         inputs = [x, w] + ([m.const(f"b{i}", (cout,))] if with_bias else [])
@@ -604,7 +612,7 @@ def test_conv_fused_epilogue() -> None:
                                for j, h in enumerate(hw)])  # fmt: skip
         attrs = dict(strides=s, pads=p, dilations=d, group=g, kernel_shape=k)
         m.chain("Conv", inputs, attrs, out_shape, EPILOGUES[i % len(EPILOGUES)])
-    m.check({"Conv"})
+    m.check({"Conv", "Transpose", "Reshape"})  # channels last in between: see EpilogueModel
 
 
 def test_gemm_fused_epilogue() -> None:

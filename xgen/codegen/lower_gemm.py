@@ -33,6 +33,11 @@ GEMM_MR = 8  # XG_GEMM_MR: rows of a packed A panel
 GEMM_NP = 16  # XG_GEMM_NP: columns of a packed B panel
 GEMM_KC = 256  # XG_GEMM_KC: depth of a K block
 GEMM_NR_MAX = 32  # the widest XG_GEMM_NR (AVX-512), which sizes the work memory
+CONV_NHWC_NP = 16  # XG_CONV_NHWC_NP (kernels/conv_nhwc.h): output channels per weight panel
+CONV_NHWC_MR_MAX = 14  # the largest XG_CONV_NHWC_MR: pixels per tile
+# From this many input channels, a tile's input rows are a multiple of 2 KiB apart and evict each
+# other from L1 (see xg_conv_nhwc): xg_conv_nhwc packs them first.
+CONV_NHWC_PACK_CHANNELS = 512
 
 
 def _pack(matrix: np.ndarray, panel: int, rows_are_panels: bool) -> np.ndarray:
@@ -133,9 +138,11 @@ def _weight_args(
     return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
-@lowering(Op.CONV, kernels=("conv.h", "depthwise.h"))
+@lowering(Op.CONV, kernels=("conv.h", "conv_nhwc.h", "depthwise.h"))
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
+    if node.attrs.channels_last:
+        return _lower_conv_channels_last(ctx, node)
     inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
     x, w = inputs[:2]
     bias = ptr_or_null(ctx, inputs[2] if len(inputs) == 3 else None)
@@ -173,6 +180,51 @@ def lower_conv(ctx: KernelContext, node: Node) -> str:
         f"xg_conv({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {group}, "
         f"{geometry},\n        {chunk}, {epilogue}, {work});"
     )
+
+
+def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
+    """A channels-last Conv (see passes/layout.py: its weight is constant and it is dense or
+    depthwise): the weight is laid out now for the kernel, the bias goes to the epilogue as the
+    per-column (channel) bias of the [pixels, channels] output."""
+    inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
+    x, w = inputs[:2]
+    if w.data is None:
+        raise unsupported(node, "channels-last layout with a weight computed at run time")
+    bias = ptr_or_null(ctx, inputs[2] if len(inputs) == 3 else None)
+    epilogue = epilogue_arg(ctx, node, col_bias=bias)
+    y = node.outputs[0]
+    batch, cin, cout = x.shape[0], x.shape[-1], y.shape[-1]
+    geometry = _geometry3(node, x.shape[1:-1], y.shape[1:-1])
+    taps = prod(w.shape[2:])
+    if node.attrs.group == cin == cout:
+        by_tap = ctx.add_weight(w.data.reshape(cin, taps).T.astype(np.float32), f"{node.name} taps")
+        return (
+            f"xg_depthwise_nhwc({ctx.ptr(x)}, {by_tap}, {ctx.ptr(y)}, {batch}, {cin}, "
+            f"{geometry},\n                  {epilogue});"
+        )
+    if node.attrs.group != 1:
+        raise unsupported(node, f"channels-last layout with group={node.attrs.group}")
+    weight = ctx.add_weight(pack_conv_nhwc(w.data), f"{node.name} packed weight")
+    packed = "NULL"
+    if cin >= CONV_NHWC_PACK_CHANNELS:
+        rows = batch * (prod(y.shape[1:-1]) + CONV_NHWC_MR_MAX - 1)  # whole tiles of pixels
+        (packed,) = scratch_arrays(ctx, [rows * taps * cin])
+    return (
+        f"static const float zeros[{cin}]; /* what a tap reads in the padding */\n"
+        f"xg_conv_nhwc({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {geometry},"
+        f"\n             {epilogue}, zeros, {packed});"
+    )
+
+
+def pack_conv_nhwc(w: np.ndarray) -> np.ndarray:
+    """A Conv weight [cout, cin, *kernel] in xg_conv_nhwc's layout: panels of NHWC_NP output
+    channels (the last zero-padded), each [tap][cin][NHWC_NP]."""
+    cout, cin = w.shape[:2]
+    taps = prod(w.shape[2:])
+    padded = np.zeros((round_up(cout, CONV_NHWC_NP), cin, taps), np.float32)
+    padded[:cout] = w.reshape(cout, cin, taps)
+    panels = padded.reshape(-1, CONV_NHWC_NP, cin, taps)
+    return np.ascontiguousarray(panels.transpose(0, 3, 2, 1)).ravel()
 
 
 IM2COL_CHUNK_FLOATS = 1 << 20  # 4 MiB: an im2col chunk stays in the caches (L2 + L3) until used

@@ -28,12 +28,14 @@ from xgen.codegen.lower import (
 )
 from xgen.ir import DType, Node, Op, Value
 from xgen.ir import ops as O
+from xgen.ir.infer import split_layout
 
 # ---- pooling, reductions, normalisations ------------------------------------------------------
 
 
 @lowering(Op.MAX_POOL, Op.AVERAGE_POOL, kernels=("pool.h",))
 def lower_pool(ctx: KernelContext, node: Node) -> str:
+    """xg_pool on N x C x spatial, or xg_pool_nhwc on a channels-last N x spatial x C."""
     check_dtypes(node)
     x, y = node.inputs[0], node.outputs[0]
     a: O.PoolAttrs = node.attrs
@@ -45,23 +47,24 @@ def lower_pool(ctx: KernelContext, node: Node) -> str:
     def dims3(values: Sequence[int], fill: int) -> str:
         return c_ints((fill,) * lead + tuple(values))
 
+    batch, channels, spatial_in = split_layout(x.shape, a.channels_last)
+    spatial_out = split_layout(y.shape, a.channels_last)[2]
     pads = c_ints((0,) * lead + a.pads[:rank] + (0,) * lead + a.pads[rank:])
     geometry = ", ".join(
         [
-            dims3(x.shape[2:], 1),
-            dims3(y.shape[2:], 1),
+            dims3(spatial_in, 1),
+            dims3(spatial_out, 1),
             dims3(a.kernel_shape, 1),
             dims3(a.strides, 1),
             pads,
             dims3(a.dilations, 1),
         ]
     )
-    is_max = int(node.op is Op.MAX_POOL)
-    planes = x.shape[0] * x.shape[1]
-    return (
-        f"xg_pool({is_max}, {int(a.count_include_pad)}, {ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, "
-        f"{geometry});"
-    )
+    flags = f"{int(node.op is Op.MAX_POOL)}, {int(a.count_include_pad)}"
+    if a.channels_last:
+        args = f"{ctx.ptr(x)}, {ctx.ptr(y)}, {batch}, {channels}"
+        return f"xg_pool_nhwc({flags}, {args}, {geometry});"
+    return f"xg_pool({flags}, {ctx.ptr(x)}, {ctx.ptr(y)}, {batch * channels}, {geometry});"
 
 
 _REDUCE_KERNELS = {

@@ -47,23 +47,38 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
+def split_layout(shape: Shape, channels_last: bool) -> tuple[int, int, Shape]:
+    """(batch, channels, spatial dims) of an N x C x spatial or, channels last, N x spatial x C
+    tensor."""
+    if channels_last:
+        return shape[0], shape[-1], tuple(shape[1:-1])
+    return shape[0], shape[1], tuple(shape[2:])
+
+
+def join_layout(batch: int, channels: int, spatial: Shape, channels_last: bool) -> Shape:
+    """The inverse of split_layout."""
+    if channels_last:
+        return (batch, *spatial, channels)
+    return (batch, channels, *spatial)
+
+
 def _pool_like(node: Node, kernel: Shape, channels_out: int) -> Shape:
     a = node.attrs
-    x = node.inputs[0].shape
+    batch, _, x = split_layout(node.inputs[0].shape, a.channels_last)
     rank = len(kernel)
     spatial = []
     for i in range(rank):
         pad = a.pads[i] + a.pads[i + rank]
         ceil_mode = getattr(a, "ceil_mode", False)
         if ceil_mode:
-            span = x[2 + i] + pad - a.dilations[i] * (kernel[i] - 1) - 1
+            span = x[i] + pad - a.dilations[i] * (kernel[i] - 1) - 1
             out = -(-span // a.strides[i]) + 1
-            if (out - 1) * a.strides[i] >= x[2 + i] + a.pads[i]:
+            if (out - 1) * a.strides[i] >= x[i] + a.pads[i]:
                 out -= 1  # last window would start in the right padding only
         else:
-            out = (x[2 + i] + pad - a.dilations[i] * (kernel[i] - 1) - 1) // a.strides[i] + 1
+            out = (x[i] + pad - a.dilations[i] * (kernel[i] - 1) - 1) // a.strides[i] + 1
         spatial.append(out)
-    return (x[0], channels_out, *spatial)
+    return join_layout(batch, channels_out, tuple(spatial), a.channels_last)
 
 
 def _same(node: Node) -> list[TensorType]:
@@ -108,16 +123,19 @@ def _with_epilogue(node: Node, out: TensorType) -> list[TensorType]:
 def _conv(node: Node) -> list[TensorType]:
     x, w = node.inputs[0].shape, node.inputs[1].shape
     a = node.attrs
-    if len(x) != len(w) or x[1] != w[1] * a.group:
-        raise ShapeError(f"input {x} and weight {w} do not fit a convolution with group={a.group}")
+    if len(x) != len(w) or split_layout(x, a.channels_last)[1] != w[1] * a.group:
+        layout = " (channels last)" if a.channels_last else ""
+        raise ShapeError(
+            f"input {x}{layout} and weight {w} do not fit a convolution with group={a.group}"
+        )
     return _with_epilogue(node, TensorType(node.inputs[0].dtype, _pool_like(node, w[2:], w[0])))
 
 
 def _conv_transpose(node: Node) -> list[TensorType]:
     x, w = node.inputs[0].shape, node.inputs[1].shape
     a = node.attrs
-    if not a.epilogue.is_plain:
-        raise ShapeError("ConvTranspose takes no epilogue")
+    if not a.epilogue.is_plain or a.channels_last:
+        raise ShapeError("ConvTranspose takes no epilogue and only the N x C x spatial layout")
     rank = len(x) - 2
     if x[1] != w[0]:
         raise ShapeError(f"input {x} and weight {w} do not fit a transposed convolution")
@@ -185,7 +203,8 @@ def _arg_reduce(node: Node) -> list[TensorType]:
 
 def _pool(node: Node) -> list[TensorType]:
     x = node.inputs[0]
-    return [TensorType(x.dtype, _pool_like(node, node.attrs.kernel_shape, x.shape[1]))]
+    channels = split_layout(x.shape, node.attrs.channels_last)[1]
+    return [TensorType(x.dtype, _pool_like(node, node.attrs.kernel_shape, channels))]
 
 
 def _reshape(node: Node) -> list[TensorType]:

@@ -240,7 +240,10 @@ class Epilogue:
 
 @dataclass(frozen=True)
 class ConvAttrs:
-    """Conv and ConvTranspose over N spatial dims; pads = begins + ends, as in ONNX."""
+    """Conv and ConvTranspose over N spatial dims; pads = begins + ends, as in ONNX.
+
+    channels_last (Conv only, set by xgen.passes.layout): the input, output and residual are laid
+    out N x spatial x C instead of ONNX's N x C x spatial; the weight keeps ONNX's layout."""
 
     strides: tuple[int, ...]
     pads: tuple[int, ...]
@@ -248,6 +251,7 @@ class ConvAttrs:
     group: int
     output_padding: tuple[int, ...] = ()  # ConvTranspose only
     epilogue: Epilogue = Epilogue()  # Conv only
+    channels_last: bool = False  # Conv only
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,7 @@ class PoolAttrs:
     dilations: tuple[int, ...]
     ceil_mode: bool
     count_include_pad: bool  # AveragePool only
+    channels_last: bool = False  # N x spatial x C, as ConvAttrs.channels_last
 
 
 @dataclass(frozen=True)

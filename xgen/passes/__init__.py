@@ -13,14 +13,22 @@ from xgen.ir.verify import verify
 from xgen.passes.epilogue import fuse_epilogues
 from xgen.passes.fold_batch_norm import fold_batch_norm
 from xgen.passes.gelu import fuse_gelu
+from xgen.passes.layout import channels_last
 from xgen.passes.linear import fuse_linear
 
 Pass = Callable[[Graph], None]
 
 # BatchNormalization folds first: a Conv takes a residual and activation only once it ends a
 # Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's elementwise spelling one
-# Gelu, before epilogues fuse into Gemms.
-PIPELINE: tuple[Pass, ...] = (fold_batch_norm, fuse_gelu, fuse_linear, fuse_epilogues)
+# Gelu, before epilogues fuse into Gemms. The layout is chosen once BatchNorms are folded (a
+# standalone one stays channels first), and before epilogues fuse (a fused Conv keeps its layout).
+PIPELINE: tuple[Pass, ...] = (
+    fold_batch_norm,
+    fuse_gelu,
+    fuse_linear,
+    channels_last,
+    fuse_epilogues,
+)
 
 
 def optimize(graph: Graph, debug: bool = False) -> Graph:

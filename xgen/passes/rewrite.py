@@ -15,5 +15,5 @@ def sole_consumer(graph: Graph, value: Value, users: dict[Value, list[Node]]) ->
 
 def absorb(graph: Graph, node: Node, follower: Node) -> None:
     """Remove follower, whose work node now does: node's output becomes follower's output."""
-    node.outputs[0] = follower.outputs[0]
+    node.outputs = [follower.outputs[0]]  # a new list: graph.outputs may be node's own list
     graph.nodes.remove(follower)

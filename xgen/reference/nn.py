@@ -6,12 +6,13 @@ convolution is an im2col followed by a matmul, as the generated C does it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import prod
 
 import numpy as np
 
 from xgen.ir import Node, Op
+from xgen.ir.infer import split_layout
 from xgen.ir.ops import (
     Activation,
     CoordinateTransform,
@@ -73,13 +74,35 @@ def _apply_epilogue(y: np.ndarray, epilogue: Epilogue, residual: np.ndarray | No
             return np.clip(y, epilogue.clip_min, epilogue.clip_max)
 
 
+def _any_layout(
+    compute: Callable[[Node, list[np.ndarray]], list[np.ndarray]],
+) -> Callable[[Node, list[np.ndarray]], list[np.ndarray]]:
+    """A channels-last node computed channels first: its data input and residual (the last input
+    of a Conv whose epilogue has one) are N x spatial x C, and so is the output."""
+
+    def run(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if not node.attrs.channels_last:
+            return compute(node, arrays)
+        arrays = [np.moveaxis(arrays[0], -1, 1), *arrays[1:]]
+        if node.op is Op.CONV and node.attrs.epilogue.residual:
+            arrays[-1] = np.moveaxis(arrays[-1], -1, 1)
+        return [np.moveaxis(y, 1, -1) for y in compute(node, arrays)]
+
+    return run
+
+
+def _out_spatial(node: Node) -> tuple[int, ...]:
+    return split_layout(node.outputs[0].shape, node.attrs.channels_last)[2]
+
+
 @kernel(Op.CONV)
+@_any_layout
 def conv(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     (x, w, *bias), residual = split_epilogue_inputs(arrays, a)
     n, c = x.shape[:2]
     m, g = w.shape[0], a.group
-    out_spatial = node.outputs[0].shape[2:]
+    out_spatial = _out_spatial(node)
     cols = _windows(x, a.pads, w.shape[2:], a.strides, a.dilations, out_spatial, 0.0)
     cols = cols.reshape(n, g, -1, prod(out_spatial))  # (N, G, C/G * K, O): im2col per group
     y = np.matmul(w.reshape(g, m // g, -1), cols).reshape(n, m, *out_spatial)
@@ -134,21 +157,23 @@ def matmul(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 @kernel(Op.MAX_POOL)
+@_any_layout
 def max_pool(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     x = arrays[0]
-    out_spatial = node.outputs[0].shape[2:]
+    out_spatial = _out_spatial(node)
     fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
     view = _windows(x, a.pads, a.kernel_shape, a.strides, a.dilations, out_spatial, fill)
     return [view.max(axis=tuple(range(2, 2 + len(a.kernel_shape))))]
 
 
 @kernel(Op.AVERAGE_POOL)
+@_any_layout
 def average_pool(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     x = arrays[0]
     rank = len(a.kernel_shape)
-    out_spatial = node.outputs[0].shape[2:]
+    out_spatial = _out_spatial(node)
     kernel_axes = tuple(range(2, 2 + rank))
     total = _windows(x, a.pads, a.kernel_shape, a.strides, a.dilations, out_spatial, 0.0)
     # The divisor counts the window's cells inside the input (and its explicit pads if

@@ -16,7 +16,10 @@
  * A thread's buffers serve all its blocks: the padding columns of the phases are the same in
  * every block, so they are zeroed once and only the input's columns are copied per block.
  * 3-D convs, and rows too wide for the block buffers, run a plain loop over output rows.
- * The team splits the (image, channel, block) triples, so that few big planes still share out. */
+ * The team splits the (image, channel, block) triples, so that few big planes still share out.
+ *
+ * xg_depthwise_nhwc is the channels-last form (N + spatial + C), vectorised over the channels
+ * instead: see its section below. */
 #ifndef XG_DEPTHWISE_H
 #define XG_DEPTHWISE_H
 
@@ -25,6 +28,7 @@
 #include "common.h"
 #include "conv.h"
 #include "epilogue.h"
+#include "pool.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -348,6 +352,144 @@ static void xg_conv_depthwise(const float *x, const float *w, float *y, long bat
         xg_dw_blocks(x, w, y, batch, channels, rows, in, out, ker, stride, pad, dil, ep);
     else
         xg_dw_planes(x, w, y, batch, channels, in, out, ker, stride, pad, dil, ep);
+}
+
+/* ---- channels last -------------------------------------------------------------------------
+ * xg_depthwise_nhwc: x [batch][in][channels], y [batch][out][channels], w [taps][channels]
+ * (tap (kz, ky, kx) row-major), pad the 3 begin pads. Vectorised over the channels like
+ * xg_pool_nhwc (pool.h): XG_CL_PIX outputs of a row x XG_CL_LANES channels are summed in
+ * registers, so every weight vector read serves XG_CL_PIX multiply-adds, over a tap list that
+ * holds only the taps inside the input (no test per tap). The epilogue (col_bias per channel,
+ * residual laid out like y, clamp or GELU) is applied before the single store. The team splits
+ * the output rows. */
+
+/* P outputs (a literal once inlined), xs floats apart in x, of `lanes` channels at x, w and y:
+ * the sum over the n taps, tap t read at x + xo + off[t] and weighted by w + tap[t], then the
+ * epilogue. yo: the first output's offset in y (and in the residual). With row3 (a literal),
+ * the windows are 3 taps wide at stride 1 and dilation 1 along x (most depthwise convs): the
+ * P + 2 input vectors a row of 3 taps reads are loaded once each, not 3 P loads. */
+XG_INLINE void xg_dwn_tile(const int P, const int row3, const float *x, long xo, long xs,
+                           const long *off, const long *tap, long n, const float *w,
+                           long channels, long lanes, const xg_epilogue *ep, long c, float *y,
+                           long yo)
+{
+    xg_cl_mask m = XG_CL_MASK(lanes);
+    xg_cl_vec acc[XG_CL_PIX];
+    for (int p = 0; p < P; p++) acc[p] = XG_CL_SET1(0.0f);
+    for (long t = 0; t < n; t += row3 ? 3 : 1) {
+        const float *s = x + (xo + off[t]); /* inside the tensor: the tap is */
+        xg_cl_vec w0 = XG_CL_LOAD(w + tap[t], m);
+        if (row3) {
+            xg_cl_vec w1 = XG_CL_LOAD(w + tap[t] + channels, m);
+            xg_cl_vec w2 = XG_CL_LOAD(w + tap[t] + 2 * channels, m);
+            xg_cl_vec a = XG_CL_LOAD(s, m), b = XG_CL_LOAD(s + channels, m);
+            for (int p = 0; p < P; p++) {
+                xg_cl_vec next = XG_CL_LOAD(s + (p + 2) * channels, m);
+                acc[p] += w0 * a;
+                acc[p] += w1 * b;
+                acc[p] += w2 * next;
+                a = b;
+                b = next;
+            }
+        } else {
+            for (int p = 0; p < P; p++) acc[p] += w0 * XG_CL_LOAD(s + p * xs, m);
+        }
+    }
+    xg_cl_vec bias = ep && ep->col_bias ? XG_CL_LOAD(ep->col_bias + c, m) : XG_CL_SET1(0.0f);
+    xg_cl_vec lo = XG_CL_SET1(ep && ep->clamp ? ep->lo : -INFINITY);
+    xg_cl_vec hi = XG_CL_SET1(ep && ep->clamp ? ep->hi : INFINITY);
+    const float *res = ep && ep->res ? ep->res + c : NULL;
+    for (int p = 0; p < P; p++) {
+        xg_cl_vec v = acc[p] + bias;
+        if (res) v += XG_CL_LOAD(res + yo + p * channels, m);
+        XG_CL_STORE(y + yo + p * channels, m, XG_CL_CLAMP(v, lo, hi));
+    }
+    if (ep && ep->gelu)
+        for (int p = 0; p < P; p++) xg_gelu_row(ep->gelu, y + yo + p * channels, lanes);
+}
+
+/* Every channel of P outputs: the first one's window starts at x + xo, its output at y + yo.
+ * Whole vectors get a tile built for them (literal lanes: plain loads), the tail its own. */
+XG_INLINE void xg_dwn_pixels(const int P, const int row3, const float *x, long xo, long xs,
+                             const long *off, const long *tap, long n, const float *w,
+                             long channels, const xg_epilogue *ep, float *y, long yo)
+{
+    long c = 0;
+    for (; c + XG_CL_LANES <= channels; c += XG_CL_LANES)
+        xg_dwn_tile(P, row3, x + c, xo, xs, off, tap, n, w + c, channels, XG_CL_LANES, ep, c,
+                    y + c, yo);
+    if (c < channels)
+        xg_dwn_tile(P, row3, x + c, xo, xs, off, tap, n, w + c, channels, channels - c, ep, c,
+                    y + c, yo);
+}
+
+/* The outputs [lo, hi) of a row (at offset yo of y) whose windows lie whole inside the input
+ * along x, XG_CL_PIX at a time: each reads the n taps at off from its first pixel, the first
+ * output's at x + row0 * channels. */
+XG_INLINE void xg_dwn_whole(const int row3, const float *x, long row0, const float *w, float *y,
+                            long yo, long channels, long lo, long hi, const long *stride,
+                            const long *pad, const long *off, const long *tap, long n,
+                            const xg_epilogue *ep)
+{
+    long xs = stride[2] * channels, ox = lo;
+    for (; ox + XG_CL_PIX <= hi; ox += XG_CL_PIX)
+        xg_dwn_pixels(XG_CL_PIX, row3, x, (row0 + ox * stride[2] - pad[2]) * channels, xs, off,
+                      tap, n, w, channels, ep, y, yo + ox * channels);
+    for (; ox < hi; ox++)
+        xg_dwn_pixels(1, row3, x, (row0 + ox * stride[2] - pad[2]) * channels, xs, off, tap, n, w,
+                      channels, ep, y, yo + ox * channels);
+}
+
+/* The output ox at a row's end, with its window's own taps. yo: the row's offset in y. */
+static void xg_dwn_end(const float *x, long row0, const float *w, float *y, long yo,
+                       long channels, long ox, const long *in, const long *ker,
+                       const long *stride, const long *pad, const long *dil, const xg_taps *tz,
+                       const xg_taps *ty, const xg_epilogue *ep, long *off, long *tap)
+{
+    xg_taps tx = xg_pool_taps(ox, in[2], ker[2], stride[2], pad[2], 0, dil[2]);
+    long n = xg_cl_taps(tz, ty, tx.lo, tx.hi, in, ker, dil, channels, off, tap);
+    xg_dwn_pixels(1, 0, x, (row0 + tx.base) * channels, 0, off, tap, n, w, channels, ep, y,
+                  yo + ox * channels);
+}
+
+/* One output row (oz, oy) of an image (x), at offset yo of y: the outputs whose windows lie
+ * whole inside the input along x, the ends alone. off and tap hold a window's taps. */
+static void xg_dwn_row(const float *x, const float *w, float *y, long yo, long channels,
+                       const long *in, const long *out, const long *ker, const long *stride,
+                       const long *pad, const long *dil, const xg_taps *tz, const xg_taps *ty,
+                       const xg_epilogue *ep, long *off, long *tap)
+{
+    long row0 = (tz->base * in[1] + ty->base) * in[2], lo, hi;
+    xg_cl_whole(in, out, ker, stride, pad, dil, &lo, &hi);
+    for (long ox = 0; ox < lo; ox++)
+        xg_dwn_end(x, row0, w, y, yo, channels, ox, in, ker, stride, pad, dil, tz, ty, ep, off,
+                   tap);
+    long n = xg_cl_taps(tz, ty, 0, ker[2], in, ker, dil, channels, off, tap);
+    if (ker[2] == 3 && stride[2] == 1 && dil[2] == 1)
+        xg_dwn_whole(1, x, row0, w, y, yo, channels, lo, hi, stride, pad, off, tap, n, ep);
+    else
+        xg_dwn_whole(0, x, row0, w, y, yo, channels, lo, hi, stride, pad, off, tap, n, ep);
+    for (long ox = hi; ox < out[2]; ox++)
+        xg_dwn_end(x, row0, w, y, yo, channels, ox, in, ker, stride, pad, dil, tz, ty, ep, off,
+                   tap);
+}
+
+/* Channels-last depthwise conv: see the comment above. The epilogue ep may be NULL. */
+static void xg_depthwise_nhwc(const float *x, const float *w, float *y, long batch,
+                              long channels, const long *in, const long *out, const long *ker,
+                              const long *stride, const long *pad, const long *dil,
+                              const xg_epilogue *ep)
+{
+    long rows = batch * out[0] * out[1], taps = xg_prod3(ker);
+    xg_range share = xg_share(rows, rows * out[2] * channels * taps);
+    long off[taps], tap[taps];
+    for (long r = share.lo; r < share.hi; r++) {
+        long img = r / (out[0] * out[1]), oz = r / out[1] % out[0], oy = r % out[1];
+        xg_taps tz = xg_pool_taps(oz, in[0], ker[0], stride[0], pad[0], 0, dil[0]);
+        xg_taps ty = xg_pool_taps(oy, in[1], ker[1], stride[1], pad[1], 0, dil[1]);
+        xg_dwn_row(x + img * xg_prod3(in) * channels, w, y, r * out[2] * channels, channels, in,
+                   out, ker, stride, pad, dil, &tz, &ty, ep, off, tap);
+    }
 }
 
 #endif /* XG_DEPTHWISE_H */

@@ -1,0 +1,204 @@
+/* Dense convolution (group 1) in the channels-last layout, N x spatial x C, as an indirect GEMM.
+ *
+ * With channels last, output pixel p over tap t reads one contiguous row of cin input floats, so
+ * the convolution is a GEMM whose A rows are found through pointers instead of being copied:
+ *   y[p][o] = sum over taps t, channels c of row(p, t)[c] * w[o][c][t]
+ * where row(p, t) points into x, or at `zeros` where the tap falls in the padding. No im2col
+ * matrix is written and every output is stored once, with its epilogue, after all of K.
+ *
+ * Tiles are XG_CONV_NHWC_MR pixels x XG_CONV_NHWC_PANELS panels of XG_CONV_NHWC_NP output
+ * channels, all accumulators in registers; per k, one broadcast per pixel and one vector load per
+ * panel feed MR x PANELS vector FMAs. The weight comes packed at compile time
+ * (lower_gemm.pack_conv_nhwc): panels of NP output channels, the last zero-padded, each
+ * [tap][cin][NP], 64-byte aligned. Geometry arguments are 3-D as in conv.h.
+ *
+ * The vectors are GCC vector extensions of 16 floats: one zmm with AVX-512, two ymm with AVX2,
+ * four q registers with NEON, so one source serves every target; the tile is sized per target
+ * to fill the register file without spilling.
+ */
+#ifndef XG_CONV_NHWC_H
+#define XG_CONV_NHWC_H
+
+#include <string.h>
+
+#include "common.h"
+#include "conv.h"
+#include "epilogue.h"
+
+#define XG_CONV_NHWC_NP 16 /* output channels per weight panel: one vector */
+#if defined(__AVX512F__)
+#define XG_CONV_NHWC_MR 14 /* 14 x 2 accumulators + 2 weights + 1 broadcast of 32 zmm */
+#define XG_CONV_NHWC_PANELS 2
+#else
+#define XG_CONV_NHWC_MR 6 /* 6 x 2 ymm (AVX2, 16 registers) or 6 x 4 q (NEON, 32) */
+#define XG_CONV_NHWC_PANELS 1
+#endif
+
+typedef float xg_v16 __attribute__((vector_size(64)));
+typedef float xg_v16u __attribute__((vector_size(64), aligned(4))); /* for unaligned stores */
+
+/* One tile: output rows [row0, row0 + nrows) of y seen as a [pixels of all images][cout] matrix,
+ * columns [o0, o0 + np * NP) clipped to cout. For tap t, pixel r's input channels are
+ * a[t * MR + r][k * astride], k < cin; w is the tile's first weight panel. */
+XG_INLINE void xg_conv_nhwc_tile(int np, long taps, long cin, const float *const *a,
+                                 long astride, const float *w, long panel_floats, float *y,
+                                 long cout, long row0, long nrows, long o0, const xg_epilogue *ep)
+{
+    enum { MR = XG_CONV_NHWC_MR, NP = XG_CONV_NHWC_NP, PANELS = XG_CONV_NHWC_PANELS };
+    xg_v16 acc[MR][PANELS];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < np; j++) acc[r][j] = (xg_v16){0};
+    for (long t = 0; t < taps; t++) {
+        const float *at[MR];
+        for (int r = 0; r < MR; r++) at[r] = a[t * MR + r];
+        const float *wt = w + t * cin * NP;
+        for (long k = 0; k < cin; k++) {
+            xg_v16 b[PANELS];
+            for (int j = 0; j < np; j++) b[j] = *(const xg_v16 *)(wt + j * panel_floats + k * NP);
+            for (int r = 0; r < MR; r++) {
+                xg_v16 s = (xg_v16){0} + at[r][k * astride];
+                for (int j = 0; j < np; j++) acc[r][j] += s * b[j];
+            }
+        }
+    }
+    long n = XG_MIN((long)np * NP, cout - o0); /* valid columns */
+    for (long r = 0; r < nrows; r++) {
+        float *yr = y + (row0 + r) * cout + o0;
+        if (n == np * NP) {
+            for (int j = 0; j < np; j++) *(xg_v16u *)(yr + j * NP) = acc[r][j];
+        } else { /* the last, partial panel, through a copy: acc's address is never taken, so
+                  * that it stays in registers */
+            xg_v16 part[PANELS];
+            for (int j = 0; j < np; j++) part[j] = acc[r][j];
+            memcpy(yr, part, (size_t)n * sizeof(float));
+        }
+        xg_epilogue_row(ep, row0 + r, o0, n, cout, yr);
+    }
+}
+
+/* The two instances: all panels of a tile, and the single last panel when PANELS is 2. */
+static void xg_conv_nhwc_tile_full(long taps, long cin, const float *const *a, long astride,
+                                   const float *w, long panel_floats, float *y, long cout,
+                                   long row0, long nrows, long o0, const xg_epilogue *ep)
+{
+    xg_conv_nhwc_tile(XG_CONV_NHWC_PANELS, taps, cin, a, astride, w, panel_floats, y, cout, row0,
+                      nrows, o0, ep);
+}
+
+static void xg_conv_nhwc_tile_one(long taps, long cin, const float *const *a, long astride,
+                                  const float *w, long panel_floats, float *y, long cout,
+                                  long row0, long nrows, long o0, const xg_epilogue *ep)
+{
+    xg_conv_nhwc_tile(1, taps, cin, a, astride, w, panel_floats, y, cout, row0, nrows, o0, ep);
+}
+
+/* rows[t * MR + r] for the pixels [p0, p0 + MR) of one image x: the input row each tap reads,
+ * zeros where the tap is in the padding or the pixel is past the last one. Bounds are checked
+ * per dim, not per tap: for a 7x7 kernel over 3 channels, this is a fair part of the work. */
+static void xg_conv_nhwc_rows(const float *x, long cin, const long *in, const long *out,
+                              const long *ker, const long *stride, const long *pad,
+                              const long *dil, long p0, const float *zeros, const float **rows)
+{
+    enum { MR = XG_CONV_NHWC_MR };
+    long taps = xg_prod3(ker), npix = xg_prod3(out);
+    long xoff[ker[2]]; /* per kx: the float offset of the input column in its row, or -1 */
+    for (int r = 0; r < MR; r++) {
+        long p = p0 + r;
+        if (p >= npix) {
+            for (long t = 0; t < taps; t++) rows[t * MR + r] = zeros;
+            continue;
+        }
+        long o[3] = {p / (out[1] * out[2]), p / out[2] % out[1], p % out[2]};
+        for (long kx = 0; kx < ker[2]; kx++) {
+            long ix = o[2] * stride[2] - pad[2] + kx * dil[2];
+            xoff[kx] = ix >= 0 && ix < in[2] ? ix * cin : -1;
+        }
+        const float **rt = rows + r;
+        for (long kz = 0; kz < ker[0]; kz++) {
+            long iz = o[0] * stride[0] - pad[0] + kz * dil[0];
+            for (long ky = 0; ky < ker[1]; ky++, rt += ker[2] * MR) {
+                long iy = o[1] * stride[1] - pad[1] + ky * dil[1];
+                if (iz < 0 || iz >= in[0] || iy < 0 || iy >= in[1]) {
+                    for (long kx = 0; kx < ker[2]; kx++) rt[kx * MR] = zeros;
+                    continue;
+                }
+                const float *line = x + (iz * in[1] + iy) * in[2] * cin;
+                for (long kx = 0; kx < ker[2]; kx++)
+                    rt[kx * MR] = xoff[kx] >= 0 ? line + xoff[kx] : zeros;
+            }
+        }
+    }
+}
+
+/* A tile's input packed k-major: packed[(t * cin + k) * MR + r] = rows[t * MR + r][k]. */
+static void xg_conv_nhwc_pack(long taps, long cin, const float *const *rows, float *packed)
+{
+    enum { MR = XG_CONV_NHWC_MR };
+    for (long t = 0; t < taps; t++)
+        for (int r = 0; r < MR; r++) {
+            const float *src = rows[t * MR + r];
+            float *dst = packed + t * cin * MR + r;
+            for (long k = 0; k < cin; k++) dst[k * MR] = src[k];
+        }
+}
+
+
+
+/* y = epilogue(conv(x)), x [batch][in][cin] and y [batch][out][cout] channels last.
+ * packed: NULL, or room for every tile's input packed first (batch * blocks * MR * taps * cin
+ * floats), which the lowering provides where reading the input in place is slow:
+ *  - many input channels put a tile's rows a multiple of 2 KiB apart, where they share a few
+ *    L1 sets and evict each other;
+ *  - few input channels make each tap's run of K too short to pay for its row pointers, while
+ *    packed, all taps are one run. */
+static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, long cin,
+                         long cout, const long *in, const long *out, const long *ker,
+                         const long *stride, const long *pad, const long *dil,
+                         const xg_epilogue *ep, const float *zeros, float *packed)
+{
+    enum { MR = XG_CONV_NHWC_MR, NP = XG_CONV_NHWC_NP, PANELS = XG_CONV_NHWC_PANELS };
+    long npix = xg_prod3(out), taps = xg_prod3(ker), panel_floats = taps * cin * NP;
+    long blocks = (npix + MR - 1) / MR, panels = (cout + NP - 1) / NP;
+    long groups = (panels + PANELS - 1) / PANELS, tiles = batch * blocks;
+    long input_floats = xg_prod3(in) * cin, tile_floats = MR * taps * cin;
+    const float *rows[taps * MR];
+    if (packed) {
+        xg_range share = xg_share(tiles, tiles * tile_floats);
+        for (long tile = share.lo; tile < share.hi; tile++) {
+            long image = tile / blocks, p0 = tile % blocks * MR;
+            xg_conv_nhwc_rows(x + image * input_floats, cin, in, out, ker, stride, pad, dil, p0,
+                              zeros, rows);
+            xg_conv_nhwc_pack(taps, cin, rows, packed + tile * tile_floats);
+        }
+        xg_barrier();
+    }
+    /* Each pass over the weights re-reads them from L2/L3, each pass over the pixels the input:
+     * sweep all panel groups per pixel block unless that re-reads more than the other order. */
+    int pixels_outer = (blocks - 1) * panel_floats * panels <= (groups - 1) * input_floats;
+    xg_range share = xg_share(tiles * groups, npix * batch * cout * taps * cin);
+    long current = -1;
+    for (long i = share.lo; i < share.hi; i++) {
+        long tile = pixels_outer ? i / groups : i % tiles;
+        long group = pixels_outer ? i % groups : i / tiles;
+        long image = tile / blocks, p0 = tile % blocks * MR;
+        if (tile != current) {
+            if (packed) /* all taps are one run of K = taps * cin, row r read from r, stride MR */
+                for (int r = 0; r < MR; r++) rows[r] = packed + tile * tile_floats + r;
+            else
+                xg_conv_nhwc_rows(x + image * input_floats, cin, in, out, ker, stride, pad, dil,
+                                  p0, zeros, rows);
+            current = tile;
+        }
+        long o0 = group * PANELS * NP, nrows = XG_MIN(MR, npix - p0), row0 = image * npix + p0;
+        long runs = packed ? 1 : taps, run = packed ? taps * cin : cin, astride = packed ? MR : 1;
+        const float *w = wp + group * PANELS * panel_floats;
+        if (panels - group * PANELS >= PANELS)
+            xg_conv_nhwc_tile_full(runs, run, rows, astride, w, panel_floats, y, cout, row0,
+                                   nrows, o0, ep);
+        else
+            xg_conv_nhwc_tile_one(runs, run, rows, astride, w, panel_floats, y, cout, row0,
+                                  nrows, o0, ep);
+    }
+}
+
+#endif /* XG_CONV_NHWC_H */

@@ -26,6 +26,7 @@
 #include "epilogue.h"
 
 #define XG_CONV_NHWC_NP 16 /* output channels per weight panel: one vector */
+#define XG_CONV_NHWC_L2_FLOATS (128L * 1024) /* weights up to half of a 1 MiB L2 */
 #if defined(__AVX512F__)
 #define XG_CONV_NHWC_MR 14 /* 14 x 2 accumulators + 2 weights + 1 broadcast of 32 zmm */
 #define XG_CONV_NHWC_PANELS 2
@@ -35,7 +36,65 @@
 #endif
 
 typedef float xg_v16 __attribute__((vector_size(64)));
-typedef float xg_v16u __attribute__((vector_size(64), aligned(4))); /* for unaligned stores */
+typedef float xg_v16u __attribute__((vector_size(64), aligned(4))); /* for unaligned access */
+typedef int xg_v16i __attribute__((vector_size(64)));
+
+/* The first n <= 16 floats at p (the rest zero), without reading past them. */
+XG_INLINE xg_v16 xg_v16_load(const float *p, long n)
+{
+    if (n >= 16) return *(const xg_v16u *)p;
+    xg_v16 v = {0};
+    memcpy(&v, p, (size_t)n * sizeof(float));
+    return v;
+}
+
+XG_INLINE void xg_v16_store(float *p, xg_v16 v, long n)
+{
+    if (n >= 16)
+        *(xg_v16u *)p = v;
+    else
+        memcpy(p, &v, (size_t)n * sizeof(float));
+}
+
+/* v clamped to [lo, hi] by comparisons, so that NaN goes through as in epilogue.h. */
+XG_INLINE xg_v16 xg_v16_clamp(xg_v16 v, xg_v16 lo, xg_v16 hi)
+{
+    xg_v16i below = v < lo, above = v > hi;
+    xg_v16i bits = ((xg_v16i)lo & below) | ((xg_v16i)hi & above) | ((xg_v16i)v & ~(below | above));
+    return (xg_v16)bits;
+}
+
+/* The tile's rows stored with their epilogue applied in registers: with few input channels a
+ * tile is short, and a pass over the stored rows would cost as much as the products. */
+XG_INLINE void xg_conv_nhwc_store(int np, xg_v16 acc[][XG_CONV_NHWC_PANELS], float *y,
+                                  long cout, long row0, long nrows, long o0, long n,
+                                  const xg_epilogue *ep)
+{
+    enum { NP = XG_CONV_NHWC_NP, PANELS = XG_CONV_NHWC_PANELS };
+    xg_v16 bias[PANELS], lo = {0}, hi = {0};
+    for (int j = 0; j < np; j++) {
+        long nj = n - j * NP;
+        bias[j] = ep && ep->col_bias ? xg_v16_load(ep->col_bias + o0 + j * NP, nj) : (xg_v16){0};
+    }
+    int clamp = ep && ep->clamp, gelu = ep ? ep->gelu : 0;
+    const float *res = ep ? ep->res : NULL;
+    if (clamp) {
+        lo += ep->lo;
+        hi += ep->hi;
+    }
+    for (long r = 0; r < nrows; r++) {
+        float *yr = y + (row0 + r) * cout + o0;
+        for (int j = 0; j < np; j++) {
+            long nj = n - j * NP;
+            if (nj <= 0) break;
+            xg_v16 v = acc[r][j] + bias[j];
+            if (res) v += xg_v16_load(res + (row0 + r) * cout + o0 + j * NP, nj);
+            if (clamp) v = xg_v16_clamp(v, lo, hi);
+            xg_v16_store(yr + j * NP, v, nj);
+        }
+        xg_gelu_row(gelu, yr, n);
+    }
+}
 
 /* One tile: output rows [row0, row0 + nrows) of y seen as a [pixels of all images][cout] matrix,
  * columns [o0, o0 + np * NP) clipped to cout. For tap t, pixel r's input channels are
@@ -62,18 +121,7 @@ XG_INLINE void xg_conv_nhwc_tile(int np, long taps, long cin, const float *const
         }
     }
     long n = XG_MIN((long)np * NP, cout - o0); /* valid columns */
-    for (long r = 0; r < nrows; r++) {
-        float *yr = y + (row0 + r) * cout + o0;
-        if (n == np * NP) {
-            for (int j = 0; j < np; j++) *(xg_v16u *)(yr + j * NP) = acc[r][j];
-        } else { /* the last, partial panel, through a copy: acc's address is never taken, so
-                  * that it stays in registers */
-            xg_v16 part[PANELS];
-            for (int j = 0; j < np; j++) part[j] = acc[r][j];
-            memcpy(yr, part, (size_t)n * sizeof(float));
-        }
-        xg_epilogue_row(ep, row0 + r, o0, n, cout, yr);
-    }
+    xg_conv_nhwc_store(np, acc, y, cout, row0, nrows, o0, n, ep);
 }
 
 /* The two instances: all panels of a tile, and the single last panel when PANELS is 2. */
@@ -102,13 +150,16 @@ static void xg_conv_nhwc_rows(const float *x, long cin, const long *in, const lo
     enum { MR = XG_CONV_NHWC_MR };
     long taps = xg_prod3(ker), npix = xg_prod3(out);
     long xoff[ker[2]]; /* per kx: the float offset of the input column in its row, or -1 */
-    for (int r = 0; r < MR; r++) {
-        long p = p0 + r;
-        if (p >= npix) {
+    long o[3] = {p0 / (out[1] * out[2]), p0 / out[2] % out[1], p0 % out[2]};
+    for (int r = 0; r < MR; r++, o[2]++) { /* o: pixel p0 + r, stepped without divisions */
+        if (o[2] == out[2]) {
+            o[2] = 0;
+            if (++o[1] == out[1]) o[1] = 0, o[0]++;
+        }
+        if (p0 + r >= npix) {
             for (long t = 0; t < taps; t++) rows[t * MR + r] = zeros;
             continue;
         }
-        long o[3] = {p / (out[1] * out[2]), p / out[2] % out[1], p % out[2]};
         for (long kx = 0; kx < ker[2]; kx++) {
             long ix = o[2] * stride[2] - pad[2] + kx * dil[2];
             xoff[kx] = ix >= 0 && ix < in[2] ? ix * cin : -1;
@@ -172,9 +223,10 @@ static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, 
         }
         xg_barrier();
     }
-    /* Each pass over the weights re-reads them from L2/L3, each pass over the pixels the input:
-     * sweep all panel groups per pixel block unless that re-reads more than the other order. */
-    int pixels_outer = (blocks - 1) * panel_floats * panels <= (groups - 1) * input_floats;
+    /* Weights that fit in L2 are swept whole for each block of pixels, whose input rows stay
+     * in L1 meanwhile; bigger ones go a panel group at a time (read once from L3 or memory),
+     * each swept over all blocks of pixels while it stays in L1 / L2. */
+    int pixels_outer = panel_floats * panels <= XG_CONV_NHWC_L2_FLOATS;
     xg_range share = xg_share(tiles * groups, npix * batch * cout * taps * cin);
     long current = -1;
     for (long i = share.lo; i < share.hi; i++) {

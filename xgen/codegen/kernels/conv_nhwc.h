@@ -115,7 +115,7 @@ XG_INLINE void xg_conv_nhwc_tile(int np, long taps, long cin, const float *const
             xg_v16 b[PANELS];
             for (int j = 0; j < np; j++) b[j] = *(const xg_v16 *)(wt + j * panel_floats + k * NP);
             for (int r = 0; r < MR; r++) {
-                xg_v16 s = (xg_v16){0} + at[r][k * astride];
+                float s = at[r][k * astride]; /* scalar * vector: a broadcast, no add of 0 */
                 for (int j = 0; j < np; j++) acc[r][j] += s * b[j];
             }
         }

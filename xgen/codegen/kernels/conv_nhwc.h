@@ -109,6 +109,14 @@ XG_INLINE void xg_conv_nhwc_tile(int mr, int np, long taps, long cin, const floa
     xg_v16 acc[MR][PANELS];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < np; j++) acc[r][j] = (xg_v16){0};
+    /* The output and residual rows are fetched while the products run: they are often cold
+     * (the arena's last use of these bytes was long ago), and their rows are too far apart for
+     * the hardware prefetchers to follow. */
+    for (long r = 0; r < nrows; r++)
+        for (int j = 0; j < np; j++) {
+            __builtin_prefetch(y + (row0 + r) * cout + o0 + j * NP, 1);
+            if (ep && ep->res) __builtin_prefetch(ep->res + (row0 + r) * cout + o0 + j * NP, 0);
+        }
     for (long t = 0; t < taps; t++) {
         const float *at[MR];
         for (int r = 0; r < mr; r++) at[r] = a[t * mr + r];

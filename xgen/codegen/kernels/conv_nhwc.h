@@ -27,6 +27,7 @@
 
 #define XG_CONV_NHWC_NP 16 /* output channels per weight panel: one vector */
 #define XG_CONV_NHWC_L2_FLOATS (128L * 1024) /* weights up to half of a 1 MiB L2 */
+#define XG_CONV_NHWC_L1_WAYS 8                /* L1 associativity (x86-64 and arm64 cores) */
 #if defined(__AVX512F__)
 #define XG_CONV_NHWC_MR 14 /* 14 x 2 accumulators + 2 weights + 1 broadcast of 32 zmm */
 #define XG_CONV_NHWC_PANELS 2
@@ -217,11 +218,10 @@ static inline long xg_conv_nhwc_waste(long npix, long mr) { return (mr - npix % 
 
 /* y = epilogue(conv(x)), x [batch][in][cin] and y [batch][out][cout] channels last.
  * packed: NULL, or room for every tile's input packed first (batch * (npix + MR - 1) * taps *
- * cin floats), which the lowering provides where reading the input in place is slow:
- *  - many input channels put a tile's rows a multiple of 2 KiB apart, where they share a few
- *    L1 sets and evict each other;
- *  - few input channels make each tap's run of K too short to pay for its row pointers, while
- *    packed, all taps are one run. */
+ * cin floats), which the lowering provides for many input channels: a tile's rows are then a
+ * multiple of 2 KiB apart and share a few L1 sets. Tiles of more rows than the L1 has ways
+ * would evict their own rows, so they read the packed copy (k-major, all taps one run of K);
+ * shorter ones read the input in place, which is faster when it stays in L1. */
 static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, long cin,
                          long cout, const long *in, const long *out, const long *ker,
                          const long *stride, const long *pad, const long *dil,
@@ -236,6 +236,7 @@ static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, 
     long blocks = (npix + mr - 1) / mr, groups = (panels + per_group - 1) / per_group;
     long tiles = batch * blocks, input_floats = xg_prod3(in) * cin, tile_floats = mr * taps * cin;
     const float *rows[taps * MR];
+    if (mr <= XG_CONV_NHWC_L1_WAYS) packed = NULL;
     if (packed) {
         xg_range share = xg_share(tiles, tiles * tile_floats);
         for (long tile = share.lo; tile < share.hi; tile++) {

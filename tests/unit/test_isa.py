@@ -62,8 +62,7 @@ def big_conv(size: int, channels: int, weight_is_input: bool) -> Graph:
     """One convolution over the size where its operands are packed in pieces, alone in its model
     so that no bigger scratch request of another node hides an overrun. With a weight computed at
     run time it stays channels first: a direct 1x1 (X packed per K block) or a 3x3 whose im2col
-    goes in chunks of pixels. With a constant weight and 512 channels or more, it runs channels
-    last with every tile's input packed first."""
+    goes in chunks of pixels. With a constant weight it runs channels last (xg_conv_nhwc)."""
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (1, channels, 60, 60))
     pad = size // 2

@@ -34,10 +34,6 @@ GEMM_NP = 16  # XG_GEMM_NP: columns of a packed B panel
 GEMM_KC = 256  # XG_GEMM_KC: depth of a K block
 GEMM_NR_MAX = 32  # the widest XG_GEMM_NR (AVX-512), which sizes the work memory
 CONV_NHWC_NP = 16  # XG_CONV_NHWC_NP (kernels/conv_nhwc.h): output channels per weight panel
-CONV_NHWC_MR_MAX = 14  # the largest XG_CONV_NHWC_MR: pixels per tile
-# From this many input channels, a tile's input rows are a multiple of 2 KiB apart and evict each
-# other from L1 (see xg_conv_nhwc): xg_conv_nhwc packs them first.
-CONV_NHWC_PACK_CHANNELS = 512
 
 
 def _pack(matrix: np.ndarray, panel: int, rows_are_panels: bool) -> np.ndarray:
@@ -204,8 +200,7 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
         )
     if node.attrs.group != 1:
         raise unsupported(node, f"channels-last layout with group={node.attrs.group}")
-    npix = prod(y.shape[1:-1])
-    return _conv_nhwc_call(ctx, node, x, batch, w.data, y, npix, geometry, epilogue)
+    return _conv_nhwc_call(ctx, node, x, batch, w.data, y, geometry, epilogue)
 
 
 def _conv_nhwc_call(
@@ -215,22 +210,17 @@ def _conv_nhwc_call(
     batch: int,
     w: np.ndarray,
     y: Value,
-    npix: int,
     geometry: str,
     epilogue: str,
 ) -> str:
     """One xg_conv_nhwc call: x [batch, *in, cin] and y [batch, *out, cout] channels last, w the
-    constant [cout, cin, *kernel] weight, packed now; npix output pixels per image."""
-    (cout, cin), taps = w.shape[:2], prod(w.shape[2:])
+    constant [cout, cin, *kernel] weight, packed now."""
+    cout, cin = w.shape[:2]
     weight = ctx.add_weight(pack_conv_nhwc(w), f"{node.name} packed weight")
-    packed = "NULL"
-    if cin >= CONV_NHWC_PACK_CHANNELS:
-        rows = batch * (npix + CONV_NHWC_MR_MAX - 1)  # whole tiles of pixels
-        (packed,) = scratch_arrays(ctx, [rows * taps * cin])
     return (
         f"static const float zeros[{cin}]; /* what a tap reads in the padding */\n"
         f"xg_conv_nhwc({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {geometry},"
-        f"\n             {epilogue}, zeros, {packed});"
+        f"\n             {epilogue}, zeros);"
     )
 
 
@@ -375,7 +365,7 @@ def _linear_call(
     rows = a.type.size // k
     spatial, unit = c_ints((1, 1, rows)), c_ints((1, 1, 1))
     geometry = ", ".join([spatial, spatial, unit, unit, c_ints((0, 0, 0)), unit])
-    return _conv_nhwc_call(ctx, node, a, 1, weight.reshape(n, k, 1), y, rows, geometry, epilogue)
+    return _conv_nhwc_call(ctx, node, a, 1, weight.reshape(n, k, 1), y, geometry, epilogue)
 
 
 def _bias_vector(

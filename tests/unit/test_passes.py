@@ -256,3 +256,68 @@ def test_not_quite_gelu_stays() -> None:
     (half_t,) = g.add_node(Op.MUL, [scalar(g, 0.5), t])
     g.outputs = [g.add_node(Op.MUL, [x, half_t])[0]]
     assert rewritten(g, fuse_gelu).op_counts() == g.op_counts()
+
+
+# ---- channels-last layout --------------------------------------------------------------------
+
+
+def residual_block_graph(cin: int) -> Graph:
+    """conv -> relu -> conv -> + input -> relu -> maxpool -> global mean -> flatten, NCHW."""
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (2, cin, 9, 9))
+    stem = g.add_node(Op.RELU, [conv(g, x, cout=16)])[0]
+    same = O.ConvAttrs(strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+    a = g.add_node(Op.RELU, [g.add_node(Op.CONV, [stem, const(g, 16, 16, 3, 3)], same)[0]])[0]
+    b = g.add_node(Op.CONV, [a, const(g, 16, 16, 3, 3), const(g, 16)], same)[0]
+    y = g.add_node(Op.RELU, [g.add_node(Op.ADD, [b, stem])[0]])[0]
+    pool = O.PoolAttrs(
+        (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), ceil_mode=False, count_include_pad=False
+    )
+    pooled = g.add_node(Op.MAX_POOL, [y], pool)[0]
+    mean = g.add_node(Op.REDUCE_MEAN, [pooled], O.ReduceAttrs((2, 3), keepdims=True))[0]
+    g.outputs = g.add_node(Op.RESHAPE, [mean], O.ShapeAttrs((2, 16)))
+    return g
+
+
+def test_one_layout_across_the_graph() -> None:
+    """Convs and the pool run channels last; the Transposes between them cancel, the one after
+    the global mean only moves size-1 dims (a Reshape): one Transpose is left, at the input."""
+    from xgen.passes.layout import channels_last
+
+    g = residual_block_graph(cin=16)
+    after = rewritten(g, channels_last)
+    assert_same_function(g, after, feeds(g))
+    layouts = [n.attrs.channels_last for n in after.nodes if n.op in (Op.CONV, Op.MAX_POOL)]
+    assert layouts == [True] * 4
+    transposes = [n for n in after.nodes if n.op is Op.TRANSPOSE]
+    assert len(transposes) == 1 and transposes[0].inputs[0] is after.inputs[0]
+    mean = next(n for n in after.nodes if n.op is Op.REDUCE_MEAN)
+    assert mean.attrs.axes == (1, 2)  # H and W of N x H x W x C
+
+
+def test_narrow_input_padded_along_x_before_its_conv() -> None:
+    """A conv over fewer than 16 channels reads an input padded along x by a Pad node, so that
+    its window rows run as one; its own x pads become 0."""
+    from xgen.passes.layout import channels_last
+
+    g = residual_block_graph(cin=3)
+    after = rewritten(g, channels_last)
+    assert_same_function(g, after, feeds(g))
+    (pad,) = [n for n in after.nodes if n.op is Op.PAD]
+    assert pad.attrs.pads == (0, 0, 1, 0, 0, 0, 1, 0)
+    stem = next(n for n in after.nodes if n.op is Op.CONV)
+    assert stem.inputs[0] is pad.outputs[0] and stem.attrs.pads == (1, 0, 1, 0)
+
+
+def test_grouped_conv_and_runtime_weights_stay_channels_first() -> None:
+    from xgen.passes.layout import channels_last
+
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 6, 5, 5))
+    w = g.add_input("w", DType.FLOAT32, (6, 6, 3, 3))
+    grouped = dataclasses.replace(CONV, group=3)
+    y = g.add_node(Op.CONV, [x, const(g, 6, 2, 3, 3)], grouped)[0]
+    g.outputs = g.add_node(Op.CONV, [y, w], CONV)
+    after = rewritten(g, channels_last)
+    assert not any(n.attrs.channels_last for n in after.nodes if n.op is Op.CONV)
+    assert not any(n.op is Op.TRANSPOSE for n in after.nodes)

@@ -215,10 +215,10 @@ def _conv_nhwc_call(
 ) -> str:
     """One xg_conv_nhwc call: x [batch, *in, cin] and y [batch, *out, cout] channels last, w the
     constant [cout, cin, *kernel] weight, packed now."""
-    cout, cin = w.shape[:2]
+    cout, cin, width = *w.shape[:2], w.shape[-1]
     weight = ctx.add_weight(pack_conv_nhwc(w), f"{node.name} packed weight")
     return (
-        f"static const float zeros[{cin}]; /* what a tap reads in the padding */\n"
+        f"static const float zeros[{width * cin}]; /* what a tap reads in the padding */\n"
         f"xg_conv_nhwc({ctx.ptr(x)}, {weight}, {ctx.ptr(y)}, {batch}, {cin}, {cout}, {geometry},"
         f"\n             {epilogue}, zeros);"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from xgen.bench.peak import measure, microkernel_peak, sgemm_library
+from xgen.bench.peak import measure, measure_linear, microkernel_peak, sgemm_library
 
 # (M, N, K): square problems, then ResNet-50 convolutions as GEMMs (Cout, H*W, Cin*k*k).
 SHAPES = [
@@ -32,11 +32,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     args = parser.parse_args()
     with sgemm_library() as lib:
-        print(
-            f"{'M':>6} {'N':>6} {'K':>6} " + " ".join(f"{t:>2} thr GFLOP/s" for t in args.threads)
-        )
+        columns = [f"{kernel} {t} thr" for kernel in ("xg_sgemm", "linear") for t in args.threads]
+        print(f"{'M':>6} {'N':>6} {'K':>6} " + " ".join(f"{c:>15}" for c in columns))
         for m, n, k in SHAPES:
-            results = [measure(lib, m, n, k, t) for t in args.threads]
+            results = [
+                run(lib, m, n, k, t) for run in (measure, measure_linear) for t in args.threads
+            ]
             assert all(err < 1e-4 for _, err in results), f"wrong result at {m}x{n}x{k}"
             print(f"{m:>6} {n:>6} {k:>6} " + " ".join(f"{g:>15.1f}" for g, _ in results))
         bounds = [microkernel_peak(lib, t) for t in args.threads]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xgen.bench.peak import measure, microkernel_peak, sgemm_library
+from xgen.bench.peak import measure, measure_linear, microkernel_peak, sgemm_library
 from xgen.bench.peers import PEERS, Peer, available, rss_bytes
 from xgen.bench.report import BenchResult, PeerResult, RunInfo, markdown, relative_error
 
@@ -81,8 +81,9 @@ def test_peers_are_named_and_rss_is_read():
 
 def test_peak_wrappers_measure_and_compute_right():
     with sgemm_library() as lib:
-        gflops, error = measure(lib, 67, 45, 300, threads=2)
-        assert gflops > 0 and error < 1e-5
+        for run in (measure, measure_linear):
+            gflops, error = run(lib, 67, 45, 300, threads=2)
+            assert gflops > 0 and error < 1e-5, run.__name__
         assert 0 < microkernel_peak(lib, threads=2, reps=500) < float("inf")
 
 

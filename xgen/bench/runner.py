@@ -152,19 +152,21 @@ def _omp_spins() -> bool:
 
 
 def _peak(threads: int, when: str) -> float | None:
-    """The microkernel's bound (operands in L1), which the % column compares with; xg_sgemm on a
-    large square problem is printed beside it."""
-    from xgen.bench.peak import PEAK_SIZE, measure, microkernel_peak, sgemm_library
+    """The microkernel's bound (operands in L1), which the % column compares with; both GEMM
+    kernels on a large square problem are printed beside it."""
+    from xgen.bench.peak import PEAK_SIZE, measure, measure_linear, microkernel_peak, sgemm_library
 
+    size = (PEAK_SIZE,) * 3
     try:
         with sgemm_library() as lib:
             peak = microkernel_peak(lib, threads)
-            sgemm, _ = measure(lib, PEAK_SIZE, PEAK_SIZE, PEAK_SIZE, threads)
+            sgemm, _ = measure(lib, *size, threads)
+            linear, _ = measure_linear(lib, *size, threads)
     except Exception as e:  # the table is still worth having without the % column
         print(f"no peak: {type(e).__name__}: {e}"[:300], flush=True)
         return None
-    print(f"peak {when}: microkernel {peak:.1f}, xg_sgemm {PEAK_SIZE}^3 {sgemm:.1f} GFLOP/s at "
-          f"{threads} threads", flush=True)  # fmt: skip
+    print(f"peak {when}: microkernel {peak:.1f}; at {PEAK_SIZE}^3 xg_sgemm {sgemm:.1f}, linear "
+          f"(xg_conv_nhwc) {linear:.1f} GFLOP/s at {threads} threads", flush=True)  # fmt: skip
     return peak
 
 

@@ -42,29 +42,34 @@ typedef float xg_v16 __attribute__((vector_size(64)));
 typedef float xg_v16u __attribute__((vector_size(64), aligned(4))); /* for unaligned access */
 typedef int xg_v16i __attribute__((vector_size(64)));
 
-/* The first n <= 16 floats at p (the rest zero), without reading past them. */
-XG_INLINE xg_v16 xg_v16_load(const float *p, long n)
+/* Vectors go by pointer: passing one by value to a function makes gcc warn that the ABI
+ * changes on targets without AVX-512 (all of these inline anyway). */
+
+/* *v = the first n <= 16 floats at p (the rest zero), without reading past them. */
+XG_INLINE void xg_v16_load(xg_v16 *v, const float *p, long n)
 {
-    if (n >= 16) return *(const xg_v16u *)p;
-    xg_v16 v = {0};
-    if (n > 0) memcpy(&v, p, (size_t)n * sizeof(float));
-    return v;
+    if (n >= 16) {
+        *v = *(const xg_v16u *)p;
+        return;
+    }
+    *v = (xg_v16){0};
+    if (n > 0) memcpy(v, p, (size_t)n * sizeof(float));
 }
 
-XG_INLINE void xg_v16_store(float *p, xg_v16 v, long n)
+XG_INLINE void xg_v16_store(float *p, const xg_v16 *v, long n)
 {
     if (n >= 16)
-        *(xg_v16u *)p = v;
+        *(xg_v16u *)p = *v;
     else
-        memcpy(p, &v, (size_t)n * sizeof(float));
+        memcpy(p, v, (size_t)n * sizeof(float));
 }
 
-/* v clamped to [lo, hi] by comparisons, so that NaN goes through as in epilogue.h. */
-XG_INLINE xg_v16 xg_v16_clamp(xg_v16 v, xg_v16 lo, xg_v16 hi)
+/* *v clamped to [lo, hi] by comparisons, so that NaN goes through as in epilogue.h. */
+XG_INLINE void xg_v16_clamp(xg_v16 *v, const xg_v16 *lo, const xg_v16 *hi)
 {
-    xg_v16i below = v < lo, above = v > hi;
-    xg_v16i bits = ((xg_v16i)lo & below) | ((xg_v16i)hi & above) | ((xg_v16i)v & ~(below | above));
-    return (xg_v16)bits;
+    xg_v16i below = *v < *lo, above = *v > *hi;
+    xg_v16i bits = ((xg_v16i)*lo & below) | ((xg_v16i)*hi & above) | ((xg_v16i)*v & ~(below | above));
+    *v = (xg_v16)bits;
 }
 
 /* The tile's rows stored with their epilogue applied in registers: with few input channels a
@@ -76,8 +81,8 @@ XG_INLINE void xg_conv_nhwc_store(int np, xg_v16 acc[][XG_CONV_NHWC_PANELS], flo
     xg_v16 bias[XG_CONV_NHWC_PANELS], lo = {0}, hi = {0};
     enum { NP = XG_CONV_NHWC_NP };
     for (int j = 0; j < np; j++) {
-        long nj = n - j * NP;
-        bias[j] = ep && ep->col_bias ? xg_v16_load(ep->col_bias + o0 + j * NP, nj) : (xg_v16){0};
+        bias[j] = (xg_v16){0};
+        if (ep && ep->col_bias) xg_v16_load(&bias[j], ep->col_bias + o0 + j * NP, n - j * NP);
     }
     int clamp = ep && ep->clamp, gelu = ep ? ep->gelu : 0;
     const float *res = ep ? ep->res : NULL;
@@ -90,10 +95,13 @@ XG_INLINE void xg_conv_nhwc_store(int np, xg_v16 acc[][XG_CONV_NHWC_PANELS], flo
         for (int j = 0; j < np; j++) {
             long nj = n - j * NP;
             if (nj <= 0) break;
-            xg_v16 v = acc[r][j] + bias[j];
-            if (res) v += xg_v16_load(res + (row0 + r) * cout + o0 + j * NP, nj);
-            if (clamp) v = xg_v16_clamp(v, lo, hi);
-            xg_v16_store(yr + j * NP, v, nj);
+            xg_v16 v = acc[r][j] + bias[j], residual;
+            if (res) {
+                xg_v16_load(&residual, res + (row0 + r) * cout + o0 + j * NP, nj);
+                v += residual;
+            }
+            if (clamp) xg_v16_clamp(&v, &lo, &hi);
+            xg_v16_store(yr + j * NP, &v, nj);
         }
         xg_gelu_row(gelu, yr, n);
     }

@@ -141,6 +141,23 @@ def test_gemm_bias_residual_relu_compiled() -> None:
     assert g.op_counts() == {"Gemm": 1, "Add": 1, "Relu": 1}, "compile must not rewrite its input"
 
 
+def test_residual_behind_a_reshape_fuses_into_the_gemm() -> None:
+    """A transformer's Gemm on [tokens, hidden], reshaped to [batch, seq, hidden], then + x:
+    the Add moves ahead of the Reshape (its other operand reshaped for free) and fuses."""
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (2, 5, 24))
+    (rows,) = g.add_node(Op.RESHAPE, [x], O.ShapeAttrs((10, 24)))
+    attrs = O.GemmAttrs(alpha=1.0, beta=1.0, trans_a=False, trans_b=False)
+    (y,) = g.add_node(Op.GEMM, [rows, const(g, 24, 24), const(g, 24)], attrs)
+    (y,) = g.add_node(Op.RESHAPE, [y], O.ShapeAttrs((2, 5, 24)))
+    g.outputs = g.add_node(Op.ADD, [y, x])
+    after = rewritten(g, fuse_epilogues)
+    assert_same_function(g, after, feeds(g))
+    assert after.op_counts() == {"Reshape": 3, "Gemm": 1}
+    (gemm,) = [n for n in after.nodes if n.op is Op.GEMM]
+    assert gemm.attrs.epilogue.residual and gemm.inputs[-1].shape == (10, 24)
+
+
 def test_optimize_runs_the_verifier_in_debug_mode(monkeypatch) -> None:
     def broken(graph: Graph) -> None:
         graph.nodes.reverse()

@@ -1,11 +1,11 @@
 """Fuse a residual Add and an activation into the store of a Conv or Gemm (ops.Epilogue).
 
 conv -> Add(other) -> Relu becomes one Conv whose tiles are finished while still in cache:
-y = relu(conv(x) + other). An activation behind a Reshape (a transformer's Gemm on [tokens,
-hidden] reshaped back to [batch, seq, hidden]) moves ahead of it first. An Add is absorbed
-only before any activation (the order the epilogue computes), when the other operand has the
-output's exact type and is computed before the Conv (so the Conv can read it where it stands),
-and when the Add is the only reader of the output.
+y = relu(conv(x) + other). An activation or a residual Add behind a Reshape (a transformer's
+Gemm on [tokens, hidden] reshaped back to [batch, seq, hidden]) moves ahead of it first. An Add
+is absorbed only before any activation (the order the epilogue computes), when the other operand
+has the output's exact type and is computed before the Conv (so the Conv can read it where it
+stands), and when the Add is the only reader of the output.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from xgen.ir import DType, Graph, Node, Op, Value
-from xgen.ir.ops import Activation, ClipAttrs, Epilogue
+from xgen.ir.ops import Activation, ClipAttrs, Epilogue, ShapeAttrs
 from xgen.passes.rewrite import absorb, sole_consumer
 
 FUSABLE = (Op.CONV, Op.GEMM)
@@ -33,7 +33,7 @@ def _fuse_next(graph: Graph, node: Node) -> bool:
     users = graph.consumers()
     follower = sole_consumer(graph, node.outputs[0], users)
     if follower is not None and follower.op is Op.RESHAPE:
-        follower = _activation_before_reshape(graph, follower, users)
+        follower = _ahead_of_reshape(graph, node, follower, users)
     if follower is None:
         return False
     activation = _activation(follower)
@@ -64,22 +64,32 @@ def _activation(follower: Node) -> Epilogue | None:
     return None
 
 
-def _activation_before_reshape(
-    graph: Graph, reshape: Node, users: dict[Value, list[Node]]
+def _ahead_of_reshape(
+    graph: Graph, node: Node, reshape: Node, users: dict[Value, list[Node]]
 ) -> Node | None:
-    """Reshape -> activation becomes activation -> Reshape (an elementwise op commutes with a
-    reshape), so that the activation follows the Conv or Gemm directly; returns it, or None when
-    the Reshape is not followed by an activation alone."""
+    """Reshape -> activation, or Reshape -> Add of a value node can read as its residual, becomes
+    the same op ahead of the Reshape (elementwise ops commute with a reshape; the residual is
+    reshaped too, which costs nothing), so that it follows node directly; returns it, or None."""
     after = sole_consumer(graph, reshape.outputs[0], users)
-    if after is None or _activation(after) is None:
+    if after is None:
         return None
     source, result = reshape.inputs[0], after.outputs[0]
-    activated = Value(graph.unique_name(f"{after.name}_out"), source.type)
-    after.inputs, after.outputs = [source], [activated]
-    reshape.inputs[0], reshape.outputs[0] = activated, result
-    at = graph.nodes.index(reshape)
+    if _activation(after) is not None:
+        inputs = [source]
+    elif after.op is Op.ADD:
+        other = after.inputs[1] if after.inputs[0] is reshape.outputs[0] else after.inputs[0]
+        if other.type != result.type or not _defined_before(graph, other, node):
+            return None
+        (flat,) = graph.add_node(Op.RESHAPE, [other], ShapeAttrs(source.shape), name="residual")
+        graph.nodes.insert(graph.nodes.index(node), graph.nodes.pop())  # node reads it
+        inputs = [source, flat]
+    else:
+        return None
+    moved = Value(graph.unique_name(f"{after.name}_out"), source.type)
+    after.inputs, after.outputs = inputs, [moved]
+    reshape.inputs[0], reshape.outputs[0] = moved, result
     graph.nodes.remove(after)
-    graph.nodes.insert(at, after)
+    graph.nodes.insert(graph.nodes.index(reshape), after)
     return after
 
 
@@ -93,9 +103,10 @@ def _residual(graph: Graph, node: Node, add: Node) -> Value | None:
     """Add's other operand, if node can read it: the output's type, and defined before node."""
     out = node.outputs[0]
     other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
-    if other.type != out.type:
-        return None
-    producers = graph.producers()
-    if other in producers and graph.nodes.index(producers[other]) > graph.nodes.index(node):
-        return None
-    return other
+    return other if other.type == out.type and _defined_before(graph, other, node) else None
+
+
+def _defined_before(graph: Graph, value: Value, node: Node) -> bool:
+    """Whether value exists when node runs: an input, a constant or an earlier node's output."""
+    producer = graph.producers().get(value)
+    return producer is None or graph.nodes.index(producer) < graph.nodes.index(node)

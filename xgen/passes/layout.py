@@ -48,10 +48,8 @@ def _convertible(node: Node) -> bool:
         return True
     if node.op is not Op.CONV or not node.attrs.epilogue.is_plain:
         return False
-    x, w = node.inputs[:2]
-    dense_or_depthwise = node.attrs.group in (1, x.shape[1]) and (
-        node.attrs.group == 1 or w.shape[0] == x.shape[1]
-    )
+    (x, w), group = node.inputs[:2], node.attrs.group
+    dense_or_depthwise = group == 1 or group == x.shape[1] == w.shape[0]
     return dense_or_depthwise and all(v.is_constant for v in node.inputs[1:])
 
 

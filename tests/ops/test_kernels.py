@@ -135,7 +135,7 @@ def test_matmul_broadcast() -> None:
         a = cases.input(sa)
         b = cases.const(sb) if i % 2 else cases.input(sb)
         expect = np.matmul(cases.data(a), cases.data(b))
-        cases.add(f"matmul {sa} @ {sb}", Op.MATMUL, [a, b], None, expect)
+        cases.add(f"matmul {sa} @ {sb}", Op.MATMUL, [a, b], O.MatMulAttrs(), expect)
     cases.check()
 
 

@@ -80,7 +80,8 @@ def test_every_team_size_computes_the_same() -> None:
     w = g.constant(rand((16, 32, 3, 3)))
     conv_attrs = O.ConvAttrs((2, 2), (1, 1, 1, 1), (1, 1), 1)
     (conv,) = g.add_node(Op.CONV, [x, w], conv_attrs)  # im2col, then the GEMM
-    (product,) = g.add_node(Op.MATMUL, [a, b])  # batched, both operands packed at run time
+    # batched, both operands packed at run time
+    (product,) = g.add_node(Op.MATMUL, [a, b], O.MatMulAttrs())
     g.outputs = [relu, nhwc, sums, conv, product]
     feeds = {v.name: rand(v.shape) for v in (x, a, b)}
     expected = reference.run(g, feeds)

@@ -49,11 +49,11 @@ def model() -> Graph:
     (y,) = g.add_node(Op.CLIP, [y], O.ClipAttrs(0.0, 6.0))
     (tokens,) = g.add_node(Op.RESHAPE, [y], O.ShapeAttrs((2, 24, 35)))
     lin = g.constant(RNG.standard_normal((35, 37)).astype(np.float32) / 6, "lin")
-    (h,) = g.add_node(Op.MATMUL, [tokens, lin])
+    (h,) = g.add_node(Op.MATMUL, [tokens, lin], O.MatMulAttrs())
     (h,) = g.add_node(Op.ADD, [h, g.constant(RNG.standard_normal(37).astype(np.float32), "c")])
     (h,) = g.add_node(Op.GELU, [h], O.GeluAttrs(False))
     (ht,) = g.add_node(Op.TRANSPOSE, [h], O.TransposeAttrs((0, 2, 1)))
-    (scores,) = g.add_node(Op.MATMUL, [h, ht])  # batched, both operands computed
+    (scores,) = g.add_node(Op.MATMUL, [h, ht], O.MatMulAttrs())  # batched, both operands computed
     g.outputs = [g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(2))[0], y]
     return g
 

@@ -187,7 +187,7 @@ def test_verify_rejects_a_residual_of_another_shape() -> None:
 def test_matmul_and_bias_become_one_gemm(x_shape, bias_shape) -> None:
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, x_shape)
-    (y,) = g.add_node(Op.MATMUL, [x, const(g, x_shape[-1], 19)])
+    (y,) = g.add_node(Op.MATMUL, [x, const(g, x_shape[-1], 19)], O.MatMulAttrs())
     (z,) = g.add_node(Op.ADD, [const(g, *bias_shape), y])
     g.outputs = [g.add_node(Op.RELU, [z])[0]]
     after = rewritten(g, passes.optimize)
@@ -205,7 +205,7 @@ def test_matmul_and_bias_become_one_gemm(x_shape, bias_shape) -> None:
 def test_matmul_keeps_an_add_that_is_no_bias() -> None:
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (5, 8))
-    (y,) = g.add_node(Op.MATMUL, [x, const(g, 8, 3)])
+    (y,) = g.add_node(Op.MATMUL, [x, const(g, 8, 3)], O.MatMulAttrs())
     g.outputs = [g.add_node(Op.ADD, [y, const(g, 5, 3)])[0]]  # a full matrix, not a vector
     assert rewritten(g, passes.optimize).op_counts() == {"MatMul": 1, "Add": 1}
 
@@ -239,7 +239,7 @@ def gelu_chain(g: Graph, x: Value, form: str) -> Value:
 def test_gelu_chain_becomes_one_node_then_fuses_into_the_gemm(form: str) -> None:
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (2, 5, 24))
-    (h,) = g.add_node(Op.MATMUL, [x, const(g, 24, 40)])
+    (h,) = g.add_node(Op.MATMUL, [x, const(g, 24, 40)], O.MatMulAttrs())
     (h,) = g.add_node(Op.ADD, [h, const(g, 40)])
     g.outputs = [gelu_chain(g, h, form)]
     inputs = feeds(g)
@@ -338,3 +338,34 @@ def test_grouped_conv_and_runtime_weights_stay_channels_first() -> None:
     after = rewritten(g, channels_last)
     assert not any(n.attrs.channels_last for n in after.nodes if n.op is Op.CONV)
     assert not any(n.op is Op.TRANSPOSE for n in after.nodes)
+
+
+# ---- Transposes into MatMul strides ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [4, 300])  # one K block (batched kernel), several (a loop)
+def test_head_transposes_fold_into_the_matmul(depth: int) -> None:
+    """Attention's head split: Q by (0, 2, 1, 3), K by (0, 2, 3, 1); the MatMul reads both
+    through strides, and the compiled model matches the reference of the original graph."""
+    from xgen.passes.matmul import fold_transposes_into_matmul
+
+    g = Graph()
+    q = g.add_input("q", DType.FLOAT32, (2, 5, 3, depth))
+    k = g.add_input("k", DType.FLOAT32, (2, 6, 3, depth))
+    v = g.add_input("v", DType.FLOAT32, (2, 5, 3, 7))
+    (qh,) = g.add_node(Op.TRANSPOSE, [q], O.TransposeAttrs((0, 2, 1, 3)))
+    (kh,) = g.add_node(Op.TRANSPOSE, [k], O.TransposeAttrs((0, 2, 3, 1)))
+    (scores,) = g.add_node(Op.MATMUL, [qh, kh], O.MatMulAttrs())  # [2, 3, 5, 6]
+    (back,) = g.add_node(Op.TRANSPOSE, [scores], O.TransposeAttrs((0, 1, 3, 2)))
+    (vh,) = g.add_node(Op.TRANSPOSE, [v], O.TransposeAttrs((0, 2, 1, 3)))
+    g.outputs = [*g.add_node(Op.MATMUL, [back, vh], O.MatMulAttrs()), vh]  # vh read twice
+    after = rewritten(g, fold_transposes_into_matmul)
+    first, second = [n for n in after.nodes if n.op is Op.MATMUL]
+    assert [x.name for x in first.inputs] == [q.name, k.name]
+    assert first.attrs == O.MatMulAttrs((0, 2, 1, 3), (0, 2, 3, 1))
+    assert second.attrs == O.MatMulAttrs((0, 1, 3, 2), ())  # vh is also a graph output
+    assert [n.op for n in after.nodes].count(Op.TRANSPOSE) == 1
+    inputs = feeds(g)
+    want = reference.run(g, inputs)[g.outputs[0].name]
+    got = xgen.compile(g, debug=True).run(inputs)[g.outputs[0].name]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

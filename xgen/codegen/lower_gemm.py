@@ -12,6 +12,7 @@ from math import prod
 
 import numpy as np
 
+from xgen.codegen.loops import contiguous_strides
 from xgen.codegen.lower import (
     BETWEEN_PASSES,
     KernelContext,
@@ -26,7 +27,7 @@ from xgen.codegen.lower import (
 )
 from xgen.ir import Node, Op, Value
 from xgen.ir import ops as O
-from xgen.ir.infer import broadcast_shapes
+from xgen.ir.infer import Shape, broadcast_shapes
 
 # Must match kernels/gemm.h.
 GEMM_MR = 8  # XG_GEMM_MR: rows of a packed A panel
@@ -388,10 +389,13 @@ def _bias_vector(
     return {field: ctx.add_weight(scaled, "beta * C")}
 
 
-def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) -> list[int]:
-    """Float offset of each batch entry's matrix in an operand of batch dims `shape`."""
-    shape = (1,) * (len(batch) - len(shape)) + shape
-    strides = [prod(shape[i + 1 :]) * matrix for i in range(len(shape))]
+def _batch_offsets(
+    shape: tuple[int, ...], strides: tuple[int, ...], batch: tuple[int, ...]
+) -> list[int]:
+    """Float offset of each batch entry's matrix in an operand of batch dims `shape` with element
+    `strides` (broadcast over the size-1 dims)."""
+    lead = len(batch) - len(shape)
+    shape, strides = (1,) * lead + shape, (0,) * lead + strides
     index = np.indices(batch).reshape(len(batch), -1).T if batch else np.zeros((1, 0), int)
     return [
         sum(int(i) * s for i, s, d in zip(idx, strides, shape, strict=True) if d != 1)
@@ -399,34 +403,52 @@ def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...], matrix: int) 
     ]
 
 
+def _matmul_views(node: Node) -> tuple[tuple[Shape, Shape], tuple[Shape, Shape]]:
+    """(shape, element strides) of MatMul's A and B as it reads them: through its perms, 1-D
+    operands promoted to matrices as numpy does (a new dim of stride 0)."""
+    attrs: O.MatMulAttrs = node.attrs
+    views = []
+    for x, perm in zip(node.inputs, (attrs.a_perm, attrs.b_perm), strict=True):
+        strides = contiguous_strides(x.shape)
+        order = perm or tuple(range(len(x.shape)))
+        views.append((tuple(x.shape[i] for i in order), tuple(strides[i] for i in order)))
+    (a_shape, a_strides), (b_shape, b_strides) = views
+    if len(a_shape) == 1:
+        a_shape, a_strides = (1, *a_shape), (0, *a_strides)
+    if len(b_shape) == 1:
+        b_shape, b_strides = (*b_shape, 1), (*b_strides, 0)
+    return (a_shape, a_strides), (b_shape, b_strides)
+
+
 @lowering(Op.MATMUL, kernels=("gemm.h", "conv_nhwc.h"))
 def lower_matmul(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     a, b = node.inputs
     y = node.outputs[0]
-    a_shape = (1, *a.shape) if len(a.shape) == 1 else a.shape
-    b_shape = (*b.shape, 1) if len(b.shape) == 1 else b.shape
+    (a_shape, a_strides), (b_shape, b_strides) = _matmul_views(node)
     (m, k), n = a_shape[-2:], b_shape[-1]
     a_batch, b_batch = a_shape[:-2], b_shape[:-2]
-    if prod(b_batch) == 1:
+    transposed = node.attrs != O.MatMulAttrs()
+    if prod(b_batch) == 1 and not transposed:
         # One GEMM: A's batch dims fold into its rows (the usual x @ W of a linear layer).
         rows = prod(a_batch) * m
         if b.data is not None:
             return _linear_call(ctx, node, a, b.data.reshape(k, n).T, y, "NULL")
         return _gemm_call(ctx, node, (rows, n, k), a, (k, 1), b, (n, 1), ctx.ptr(y))
     batch = broadcast_shapes(a_batch, b_batch)
-    a_off = _batch_offsets(a_batch, batch, m * k)
-    b_off = _batch_offsets(b_batch, batch, k * n)
+    a_off = _batch_offsets(a_batch, a_strides[:-2], batch)
+    b_off = _batch_offsets(b_batch, b_strides[:-2], batch)
     offsets = [
         f"static const long a_off[] = {{{', '.join(map(str, a_off))}}};",
         f"static const long b_off[] = {{{', '.join(map(str, b_off))}}};",
     ]
     a_ptr, b_ptr, y_ptr = ctx.ptr(a), ctx.ptr(b), ctx.ptr(y)
+    a_view = f"{a_ptr}, a_off, {a_strides[-2]}, {a_strides[-1]}"
+    b_view = f"{b_ptr}, b_off, {b_strides[-2]}, {b_strides[-1]}"
     if 1 <= k <= GEMM_KC:  # one K block: the whole batch packed at once, one wait
         (work,) = scratch_arrays(ctx, [batched_work_floats(len(a_off), m, n, k)])
         call = (
-            f"xg_sgemm_batched({len(a_off)}, {m}, {n}, {k}, {a_ptr}, a_off, {k}, 1, {b_ptr}, "
-            f"b_off, {n}, 1, {y_ptr}, {work});"
+            f"xg_sgemm_batched({len(a_off)}, {m}, {n}, {k}, {a_view}, {b_view}, {y_ptr}, {work});"
         )
         return "\n".join([*offsets, call])
     (work,) = scratch_arrays(ctx, [gemm_work_floats(m, n, k)])
@@ -434,7 +456,8 @@ def lower_matmul(ctx: KernelContext, node: Node) -> str:
         [
             *offsets,
             f"for (long i = 0; i < {len(a_off)}; i++)",
-            f"    xg_sgemm({m}, {n}, {k}, 1.0f, NULL, {a_ptr} + a_off[i], {k}, 1, NULL, "
-            f"{b_ptr} + b_off[i], {n}, 1, 0.0f, {y_ptr} + i * {m * n}, {n}, NULL, {work});",
+            f"    xg_sgemm({m}, {n}, {k}, 1.0f, NULL, {a_ptr} + a_off[i], {a_strides[-2]}, "
+            f"{a_strides[-1]}, NULL, {b_ptr} + b_off[i], {b_strides[-2]}, {b_strides[-1]}, 0.0f, "
+            f"{y_ptr} + i * {m * n}, {n}, NULL, {work});",
         ]
     )

@@ -18,6 +18,7 @@ from xgen.ir.ops import (
     ConvAttrs,
     CoordinateTransform,
     GemmAttrs,
+    MatMulAttrs,
     NearestMode,
     PoolAttrs,
     ResizeAttrs,
@@ -138,7 +139,7 @@ def gemm(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 
 @converter("MatMul")
 def matmul(ctx: ImportContext, node: OnnxNode) -> list[Value]:
-    return ctx.add(Op.MATMUL, node.inputs[:2], None, node.proto.name)
+    return ctx.add(Op.MATMUL, node.inputs[:2], MatMulAttrs(), node.proto.name)
 
 
 def _pool_attrs(node: OnnxNode, x: Value) -> PoolAttrs:

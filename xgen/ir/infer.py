@@ -178,10 +178,17 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
     return out
 
 
+def matmul_operand_shapes(node: Node) -> tuple[Shape, Shape]:
+    """The shapes of a MatMul's A and B as it reads them, through its attrs' perms."""
+    attrs: O.MatMulAttrs = node.attrs
+    return tuple(
+        tuple(x.shape[i] for i in perm) if perm else x.shape
+        for x, perm in zip(node.inputs, (attrs.a_perm, attrs.b_perm), strict=True)
+    )
+
+
 def _matmul(node: Node) -> list[TensorType]:
-    return [
-        TensorType(node.inputs[0].dtype, matmul_shape(node.inputs[0].shape, node.inputs[1].shape))
-    ]
+    return [TensorType(node.inputs[0].dtype, matmul_shape(*matmul_operand_shapes(node)))]
 
 
 def _reduce(node: Node) -> list[TensorType]:

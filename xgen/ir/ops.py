@@ -273,6 +273,16 @@ def split_epilogue_inputs(
 
 
 @dataclass(frozen=True)
+class MatMulAttrs:
+    """Operands read through a transpose (set by passes/matmul.py, which absorbs Transpose nodes
+    into the strides of a batched MatMul): A is transpose(inputs[0], a_perm), B likewise; an
+    empty perm reads the input as it is."""
+
+    a_perm: tuple[int, ...] = ()
+    b_perm: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class LayerNormAttrs:
     axis: int  # normalise over dims [axis, rank)
     epsilon: float
@@ -415,6 +425,7 @@ ATTRS_TYPES: dict[Op, type] = {
     Op.CONV: ConvAttrs,
     Op.CONV_TRANSPOSE: ConvAttrs,
     Op.GEMM: GemmAttrs,
+    Op.MATMUL: MatMulAttrs,
     Op.LAYER_NORM: LayerNormAttrs,
     Op.SOFTMAX: AxisAttrs,
     Op.LOG_SOFTMAX: AxisAttrs,

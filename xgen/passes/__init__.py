@@ -15,6 +15,7 @@ from xgen.passes.fold_batch_norm import fold_batch_norm
 from xgen.passes.gelu import fuse_gelu
 from xgen.passes.layout import channels_last
 from xgen.passes.linear import fuse_linear
+from xgen.passes.matmul import fold_transposes_into_matmul
 
 Pass = Callable[[Graph], None]
 
@@ -27,6 +28,7 @@ PIPELINE: tuple[Pass, ...] = (
     fuse_gelu,
     fuse_linear,
     channels_last,
+    fold_transposes_into_matmul,
     fuse_epilogues,
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from math import prod
 
 from xgen.ir import DType, Graph, Node, Op, Value
-from xgen.ir.ops import GemmAttrs, ShapeAttrs
+from xgen.ir.ops import GemmAttrs, MatMulAttrs, ShapeAttrs
 from xgen.passes.rewrite import sole_consumer
 
 
@@ -26,7 +26,14 @@ def _is_linear(node: Node) -> bool:
     if node.op is not Op.MATMUL:
         return False
     x, w = node.inputs
-    return w.is_constant and len(w.shape) == 2 and len(x.shape) >= 2 and x.dtype is DType.FLOAT32
+    plain = node.attrs == MatMulAttrs()  # no operand read transposed
+    return (
+        plain
+        and w.is_constant
+        and len(w.shape) == 2
+        and len(x.shape) >= 2
+        and x.dtype is DType.FLOAT32
+    )
 
 
 def _bias(add: Node, matmul: Node) -> Value | None:

@@ -153,7 +153,9 @@ def gemm(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 @kernel(Op.MATMUL)
 def matmul(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    return [np.matmul(arrays[0], arrays[1])]
+    perms = (node.attrs.a_perm, node.attrs.b_perm)
+    a, b = (x.transpose(p) if p else x for x, p in zip(arrays, perms, strict=True))
+    return [np.matmul(a, b)]
 
 
 @kernel(Op.MAX_POOL)

@@ -244,6 +244,15 @@ static void xg_pack_b_panel(long N, long kc, long k0, const float *B, long rsb, 
                             long p, float *dst)
 {
     long n0 = p * XG_GEMM_NP, w = N - n0 < XG_GEMM_NP ? N - n0 : XG_GEMM_NP;
+    if (rsb == 1 && csb != 1) { /* B read transposed (attention's K): each column is one run */
+        for (long j = 0; j < w; j++) {
+            const float *col = B + k0 + (n0 + j) * csb;
+            for (long k = 0; k < kc; k++) dst[k * XG_GEMM_NP + j] = col[k];
+        }
+        for (long j = w; j < XG_GEMM_NP; j++)
+            for (long k = 0; k < kc; k++) dst[k * XG_GEMM_NP + j] = 0.0f;
+        return;
+    }
     for (long k = 0; k < kc; k++) {
         const float *src = B + (k0 + k) * rsb + n0 * csb;
         float *d = dst + k * XG_GEMM_NP;

@@ -121,6 +121,15 @@ class Graph:
         self.nodes.append(node)
         return node.outputs
 
+    def insert_node(
+        self, index: int, op: Op, inputs: list[Value], attrs: Any = None, name: str = ""
+    ) -> Node:
+        """add_node, with the node placed at nodes[index] (ahead of the node there); returns it."""
+        self.add_node(op, inputs, attrs, name)
+        node = self.nodes.pop()
+        self.nodes.insert(index, node)
+        return node
+
     # ---- queries ------------------------------------------------------------------------------
 
     def producers(self) -> dict[Value, Node]:

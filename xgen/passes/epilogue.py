@@ -80,9 +80,9 @@ def _ahead_of_reshape(
         other = after.inputs[1] if after.inputs[0] is reshape.outputs[0] else after.inputs[0]
         if other.type != result.type or not _defined_before(graph, other, node):
             return None
-        (flat,) = graph.add_node(Op.RESHAPE, [other], ShapeAttrs(source.shape), name="residual")
-        graph.nodes.insert(graph.nodes.index(node), graph.nodes.pop())  # node reads it
-        inputs = [source, flat]
+        at = graph.nodes.index(node)  # node reads the reshaped residual
+        flat = graph.insert_node(at, Op.RESHAPE, [other], ShapeAttrs(source.shape), "residual")
+        inputs = [source, flat.outputs[0]]
     else:
         return None
     moved = Value(graph.unique_name(f"{after.name}_out"), source.type)

@@ -86,9 +86,8 @@ def _is_constant(value: Value, target: float) -> bool:
 def _replace(graph: Graph, x: Value, chain: list[Node]) -> None:
     """One Gelu node where the chain's last node stood, writing that node's output."""
     at = graph.nodes.index(chain[-1])
-    graph.add_node(Op.GELU, [x], GeluAttrs(tanh_approximation=False), chain[-1].name)
-    gelu = graph.nodes.pop()
+    attrs = GeluAttrs(tanh_approximation=False)
+    gelu = graph.insert_node(at, Op.GELU, [x], attrs, chain[-1].name)
     gelu.outputs[0] = chain[-1].outputs[0]
-    graph.nodes[at] = gelu
-    for node in chain[:-1]:
+    for node in chain:
         graph.nodes.remove(node)

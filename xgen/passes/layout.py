@@ -88,13 +88,11 @@ def _pad_width_explicitly(graph: Graph, conv: Node) -> None:
         return
     pads = [0] * (2 * len(x.shape))
     pads[spatial], pads[len(x.shape) + spatial] = begin, end  # x is N x spatial x C
-    (padded,) = graph.add_node(
-        Op.PAD, [x], O.PadAttrs(tuple(pads), O.PadMode.CONSTANT, 0.0), name="pad_width"
-    )
-    graph.nodes.insert(graph.nodes.index(conv), graph.nodes.pop())
+    attrs_pad = O.PadAttrs(tuple(pads), O.PadMode.CONSTANT, 0.0)
+    pad = graph.insert_node(graph.nodes.index(conv), Op.PAD, [x], attrs_pad, name="pad_width")
     conv_pads = list(attrs.pads)
     conv_pads[spatial - 1] = conv_pads[2 * spatial - 1] = 0
-    conv.inputs[0], conv.attrs = padded, replace(attrs, pads=tuple(conv_pads))
+    conv.inputs[0], conv.attrs = pad.outputs[0], replace(attrs, pads=tuple(conv_pads))
 
 
 def _add_transpose(
@@ -107,13 +105,10 @@ def _add_transpose(
         to_channels_last(rank): "to_channels_last",
         to_channels_first(rank): "to_channels_first",
     }
-    (moved,) = graph.add_node(
-        Op.TRANSPOSE, [x], O.TransposeAttrs(perm), name=names.get(perm, "transpose")
-    )
-    node = graph.nodes.pop()
+    name = names.get(perm, "transpose")
+    node = graph.insert_node(index, Op.TRANSPOSE, [x], O.TransposeAttrs(perm), name)
     if output is not None:
         node.outputs[0] = output
-    graph.nodes.insert(index, node)
     return node.outputs[0]
 
 

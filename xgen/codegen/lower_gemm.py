@@ -25,6 +25,7 @@ from xgen.codegen.lower import (
     scratch_arrays,
     unsupported,
 )
+from xgen.codegen.lower_pattern import pattern_conv_call
 from xgen.ir import Node, Op, Value
 from xgen.ir import ops as O
 from xgen.ir.infer import Shape, broadcast_shapes
@@ -135,7 +136,7 @@ def _weight_args(
     return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
-@lowering(Op.CONV, kernels=("conv.h", "conv_nhwc.h", "depthwise.h"))
+@lowering(Op.CONV, kernels=("conv.h", "conv_nhwc.h", "depthwise.h", "pattern.h"))
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     if node.attrs.channels_last:
@@ -201,6 +202,8 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
         )
     if node.attrs.group != 1:
         raise unsupported(node, f"channels-last layout with group={node.attrs.group}")
+    if node.attrs.pattern is not None:
+        return pattern_conv_call(ctx, node, x, w.data, y, epilogue)
     return _conv_nhwc_call(ctx, node, x, batch, w.data, y, geometry, epilogue)
 
 

@@ -282,7 +282,8 @@ def import_onnx(
             f"opset {opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}"
         )
     onnx_graph = model.graph
-    ctx = ImportContext(Graph(name=onnx_graph.name or "model"), opset)
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    ctx = ImportContext(Graph(name=onnx_graph.name or "model", metadata=metadata), opset)
     _bind_inputs(ctx, onnx_graph, dict(input_shapes or {}), dict(constant_inputs or {}))
     for proto in onnx_graph.node:
         _convert_node(ctx, proto)

@@ -75,6 +75,7 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)  # the model file's metadata_props
     # Values and nodes have separate namespaces: value names become C identifiers and graph
     # output names, so a node labelled after its ONNX output must not take that name away.
     _names: set[str] = field(default_factory=set, repr=False)

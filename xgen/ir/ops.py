@@ -9,11 +9,12 @@ so that passes and code generators see only data tensors as inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
 
 from xgen.ir.dtypes import DType
+from xgen.ir.sparsity import PatternStructure
 
 T = TypeVar("T")
 
@@ -243,7 +244,11 @@ class ConvAttrs:
     """Conv and ConvTranspose over N spatial dims; pads = begins + ends, as in ONNX.
 
     channels_last (Conv only, set by xgen.passes.layout): the input, output and residual are laid
-    out N x spatial x C instead of ONNX's N x C x spatial; the weight keeps ONNX's layout."""
+    out N x spatial x C instead of ONNX's N x C x spatial; the weight keeps ONNX's layout.
+
+    pattern (Conv only, set by xgen.passes.sparsity): the weight's pattern + connectivity
+    structure, when the weight has one and the pattern kernel is expected to beat the dense one;
+    the weight stays the whole array, with its zeros."""
 
     strides: tuple[int, ...]
     pads: tuple[int, ...]
@@ -252,6 +257,7 @@ class ConvAttrs:
     output_padding: tuple[int, ...] = ()  # ConvTranspose only
     epilogue: Epilogue = Epilogue()  # Conv only
     channels_last: bool = False  # Conv only
+    pattern: PatternStructure | None = field(default=None, compare=False)  # Conv only
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,18 @@ from xgen.passes.gelu import fuse_gelu
 from xgen.passes.layout import channels_last
 from xgen.passes.linear import fuse_linear
 from xgen.passes.matmul import fold_transposes_into_matmul
+from xgen.passes.sparsity import find_patterns
 
 Pass = Callable[[Graph], None]
 
-# BatchNormalization folds first: a Conv takes a residual and activation only once it ends a
-# Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's elementwise spelling one
-# Gelu, before epilogues fuse into Gemms. The layout is chosen once BatchNorms are folded (a
-# standalone one stays channels first), and before epilogues fuse (a fused Conv keeps its layout).
+# Pattern-pruned convs are found first, while their weights still have the names the model's
+# structure metadata uses. Then BatchNormalization folds: a Conv takes a residual and activation
+# only once it ends a Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's
+# elementwise spelling one Gelu, before epilogues fuse into Gemms. The layout is chosen once
+# BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
+# fused Conv keeps its layout).
 PIPELINE: tuple[Pass, ...] = (
+    find_patterns,
     fold_batch_norm,
     fuse_gelu,
     fuse_linear,

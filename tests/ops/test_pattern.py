@@ -1,0 +1,111 @@
+"""Pattern-pruned 3x3 convolutions (kernels/pattern.h) against onnxruntime on awkward shapes:
+channels that are not multiples of 16, 1-pixel and 7x7 planes, rows that end mid-vector,
+padding on some sides only, batch 2, and the fused bias, residual and ReLU."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from harness import OPSET, run_onnxruntime
+from onnx import helper, numpy_helper
+
+import xgen
+from xgen.ir.sparsity import PatternStructure, assign_patterns, candidate_patterns
+
+RNG = np.random.default_rng(5)
+TOL = {"rtol": 1e-4, "atol": 1e-4}
+
+# name: batch, cin, cout, (h, w), ONNX pads (top, left, bottom, right), patterns, kernels removed
+CASES = {
+    "odd_channels": (2, 20, 19, (9, 11), (1, 1, 1, 1), 8, 0.7),
+    "no_padding_7x7": (2, 33, 40, (7, 7), (0, 0, 0, 0), 6, 0.6),
+    "one_pixel": (1, 16, 16, (1, 1), (1, 1, 1, 1), 8, 0.5),
+    "one_column": (1, 40, 24, (5, 1), (1, 1, 1, 1), 8, 0.7),
+    "rows_padded_only": (1, 17, 33, (13, 30), (1, 0, 1, 0), 4, 0.7),
+    "columns_padded_only": (1, 24, 32, (3, 70), (0, 1, 0, 1), 8, 0.8),
+    "deep_7x7": (2, 64, 72, (7, 7), (1, 1, 1, 1), 16, 0.75),
+    "wide_plane": (1, 16, 48, (20, 56), (1, 1, 1, 1), 8, 0.7),
+}
+
+
+def pruned_weight(cout: int, cin: int, patterns: int, rate: float) -> np.ndarray:
+    """Random weights keeping 4 taps per kernel in `patterns` random patterns, `rate` of the
+    kernels removed, and a few kept weights exactly 0 (a kernel of fewer than 4 taps)."""
+    w = RNG.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    chosen = RNG.choice(len(candidate_patterns()), patterns, replace=False)
+    library = tuple(candidate_patterns()[i] for i in sorted(chosen))
+    w *= PatternStructure(library, assign_patterns(w, library, rate)).mask()
+    kept = np.flatnonzero(w)
+    w.flat[RNG.choice(kept, len(kept) // 50, replace=False)] = 0.0
+    return w
+
+
+def conv_model(relu_residual: bool = True) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """One model, a branch per case: y = relu(conv(x) + b + res) (or a bare conv(x) for the
+    cases without padding), so that one compile covers them all."""
+    nodes, inputs, outputs, inits, feeds = [], [], [], [], {}
+    for name, (batch, cin, cout, (h, w), pads, patterns, rate) in CASES.items():
+        x = f"{name}_x"
+        feeds[x] = RNG.standard_normal((batch, cin, h, w)).astype(np.float32)
+        inputs.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, feeds[x].shape))
+        inits.append(numpy_helper.from_array(pruned_weight(cout, cin, patterns, rate), f"{name}_w"))
+        conv_inputs = [x, f"{name}_w"]
+        out_h, out_w = h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2
+        fused = relu_residual and any(pads)
+        if fused:
+            inits.append(
+                numpy_helper.from_array(RNG.standard_normal(cout).astype(np.float32), f"{name}_b")
+            )
+            conv_inputs.append(f"{name}_b")
+        nodes.append(
+            helper.make_node(
+                "Conv", conv_inputs, [f"{name}_c"], kernel_shape=[3, 3], pads=list(pads)
+            )
+        )
+        y = f"{name}_c"
+        if fused:
+            res = f"{name}_res"
+            feeds[res] = RNG.standard_normal((batch, cout, out_h, out_w)).astype(np.float32)
+            inputs.append(
+                helper.make_tensor_value_info(res, onnx.TensorProto.FLOAT, feeds[res].shape)
+            )
+            nodes += [
+                helper.make_node("Add", [y, res], [f"{name}_sum"]),
+                helper.make_node("Relu", [f"{name}_sum"], [name]),
+            ]
+        else:
+            nodes.append(helper.make_node("Identity", [y], [name]))
+        outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "patterns", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model, feeds
+
+
+@pytest.fixture(scope="module")
+def case_model():
+    model, feeds = conv_model()
+    expected = run_onnxruntime(model, feeds)
+    return xgen.compile(model), feeds, dict(zip(CASES, expected, strict=True))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pattern_convs_match_onnxruntime(case_model, threads: int) -> None:
+    compiled, feeds, expected = case_model
+    compiled.threads = threads
+    result = compiled.run(feeds)
+    for name, want in expected.items():
+        np.testing.assert_allclose(result[name], want, **TOL, err_msg=name)
+    if threads > 1:  # every output is summed by one thread in one order, whatever the split
+        compiled.threads = 1
+        alone = compiled.run(feeds)
+        for name in expected:
+            np.testing.assert_array_equal(result[name], alone[name], err_msg=name)
+
+
+def test_pattern_kernel_runs_every_case(case_model) -> None:
+    compiled, _, _ = case_model
+    # a name followed by "(" is the kernel's definition, then one call per case
+    assert compiled.source.count("xg_pattern_conv_nhwc(") == 1 + len(CASES)
+    assert "xg_conv_nhwc(" not in compiled.source.split("xgen_run")[-1]

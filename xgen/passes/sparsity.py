@@ -1,0 +1,124 @@
+"""Sparsity analysis: finds the pattern + connectivity pruned 3x3 convolutions (PatDNN) in their
+weights and marks those the pattern kernel (kernels/pattern.h) runs faster than the dense one.
+
+The structure comes from the weights themselves: every kernel (output, input channel pair) is
+all zero (removed by connectivity pruning) or non-zero on at most 4 of its 9 taps, and the tap
+sets fit a library of at most PATTERN_SLOTS patterns of 4 taps. Structure metadata in the model
+file (xgen.ir.sparsity.METADATA_KEY, as xgen.compress writes it) is checked against the weights,
+never trusted: a weight that is non-zero where its metadata says pruned gets a warning, and the
+weights decide.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+
+from xgen.ir import Graph, Node, Op
+from xgen.ir.sparsity import METADATA_KEY, REMOVED, TAPS, PatternStructure, candidate_patterns
+from xgen.ir.sparsity import decode_metadata as decode_sparsity_metadata
+
+PATTERN_TAPS = 4  # taps a pattern keeps: the kernel sums 4 per kept kernel
+PATTERN_SLOTS = 16  # XG_PATTERN_SLOTS: the largest library the kernel takes
+# The latency model. Per kept multiply-add the pattern kernel loads an input vector (it cannot
+# share loads across output channels, whose kernels differ), where the dense kernel reuses each
+# load 7 times from registers: measured on AVX-512 (BENCHMARKS.md, pattern section) a kept
+# multiply-add costs about PATTERN_COST dense ones, plus gathering and transposing its blocks.
+PATTERN_COST = 2.5
+
+_TAP_BITS = 1 << np.arange(TAPS)
+
+
+def find_patterns(graph: Graph) -> None:
+    """Set ConvAttrs.pattern on every Conv the pattern kernel runs faster; check the model's
+    structure metadata, if any, against the weights."""
+    declared = _declared(graph)
+    for node in graph.nodes:
+        if node.op is not Op.CONV:
+            continue
+        weight = node.inputs[1]
+        if weight.name in declared:
+            _check_declared(weight.name, weight.data, declared.pop(weight.name))
+        if not _pattern_kernel_applies(node):
+            continue
+        structure = pattern_structure(weight.data)
+        if structure is not None and structure.kept_weights * PATTERN_COST < weight.data.size:
+            node.attrs = replace(node.attrs, pattern=structure)
+    for name in declared:
+        warnings.warn(
+            f"{METADATA_KEY} metadata describes {name!r}, which is not the weight of a Conv in "
+            "the model; ignored",
+            stacklevel=2,
+        )
+
+
+def pattern_structure(weight: np.ndarray) -> PatternStructure | None:
+    """The pattern + connectivity structure of a [cout, cin, 3, 3] weight, or None when some
+    kernel keeps more than 4 taps, no kernel is kept or the patterns do not fit PATTERN_SLOTS.
+    A kernel with fewer non-zero taps (a weight that is 0 by chance) takes the first library
+    pattern that covers them."""
+    nonzero = weight.reshape(-1, TAPS) != 0
+    taps = nonzero.sum(axis=1)
+    if taps.max(initial=0) > PATTERN_TAPS or not taps.any():
+        return None
+    bits = nonzero.astype(np.int64) @ _TAP_BITS
+    library = sorted(set(bits[taps == PATTERN_TAPS].tolist()))
+    for partial in np.unique(bits[(taps > 0) & (taps < PATTERN_TAPS)]).tolist():
+        if not any(partial & full == partial for full in library):
+            library.append(_first_cover(partial))
+    if len(library) > PATTERN_SLOTS:
+        return None
+    covers = (bits[:, None] & np.array(library)) == bits[:, None]
+    assignment = np.where(taps > 0, np.argmax(covers, axis=1), REMOVED)
+    patterns = tuple(tuple(int(t) for t in np.flatnonzero(m & _TAP_BITS)) for m in library)
+    return PatternStructure(patterns, assignment.reshape(weight.shape[:2]))
+
+
+def _first_cover(bits: int) -> int:
+    """The first 4-tap candidate pattern (in candidate_patterns order) holding the taps bits."""
+    for pattern in candidate_patterns(PATTERN_TAPS):
+        full = int(_TAP_BITS[list(pattern)].sum())
+        if bits & full == bits:
+            return full
+    raise AssertionError(f"no 4-tap pattern covers tap bits {bits:#b}")  # at most 3 taps: one does
+
+
+def _pattern_kernel_applies(node: Node) -> bool:
+    """What kernels/pattern.h computes: a 2-D 3x3 convolution of stride 1, undilated, dense
+    (group 1), padding of at most 1 on each side, a constant float32 weight."""
+    weight, attrs = node.inputs[1], node.attrs
+    return (
+        weight.data is not None
+        and weight.data.dtype == np.float32
+        and weight.shape[2:] == (3, 3)
+        and attrs.group == 1
+        and attrs.strides == (1, 1)
+        and attrs.dilations == (1, 1)
+        and max(attrs.pads) <= 1
+    )
+
+
+def _declared(graph: Graph) -> dict[str, PatternStructure]:
+    text = graph.metadata.get(METADATA_KEY)
+    return decode_sparsity_metadata(text) if text is not None else {}
+
+
+def _check_declared(name: str, weight: np.ndarray | None, declared: PatternStructure) -> None:
+    """Warns where the weight does not have the structure its metadata declares."""
+    if weight is None or weight.shape != declared.shape:
+        shape = "computed at run time" if weight is None else f"{list(weight.shape)}"
+        warnings.warn(
+            f"{METADATA_KEY} metadata describes {name!r} as a {list(declared.shape)} weight, "
+            f"but it is {shape}; the metadata is ignored",
+            stacklevel=3,
+        )
+        return
+    outside = int(np.count_nonzero((weight != 0) & ~declared.mask()))
+    if outside:
+        warnings.warn(
+            f"{name!r} has {outside} non-zero weights where its {METADATA_KEY} metadata says "
+            "pruned; compiled from the weights as they are",
+            stacklevel=3,
+        )

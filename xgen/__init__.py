@@ -12,6 +12,16 @@ from xgen.errors import (  # noqa: E402
     XgenError,
 )
 
+
+def __getattr__(name: str) -> object:
+    # xgen.compress needs torch: imported on first use, so that `import xgen` stays light
+    if name == "compress":
+        import importlib
+
+        return importlib.import_module("xgen.compress")
+    raise AttributeError(f"module 'xgen' has no attribute {name!r}")
+
+
 __all__ = [
     "CompilerError",
     "InputError",
@@ -21,5 +31,6 @@ __all__ = [
     "XgenError",
     "__version__",
     "compile",
+    "compress",
     "load",
 ]

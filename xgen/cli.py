@@ -1,4 +1,4 @@
-"""The xgen command line: compile, run, info, profile, bench, demo.
+"""The xgen command line: compile, run, info, profile, bench, compress, demo.
 
 Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, compiler failure),
 2 a usage error (argparse).
@@ -7,14 +7,20 @@ Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, co
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xgen.errors import InputError, XgenError
+
+if TYPE_CHECKING:
+    from torch import nn
+    from torch.utils.data import DataLoader
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -148,6 +154,96 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args.rest)  # bench parses its own options
 
 
+def parse_layer_rate(text: str) -> tuple[str, float]:
+    """ "features.3=0.5" -> ("features.3", 0.5)."""
+    name, sep, rate = text.rpartition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = None
+    if not sep or not name or value is None:
+        raise argparse.ArgumentTypeError(f"bad layer rate {text!r}: expected NAME=RATE")
+    return name, value
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from xgen.compress import (  # torch: imported only by this command
+        CompressConfig,
+        OptimizerConfig,
+        PruneConfig,
+        Schedule,
+        compress,
+        export_onnx,
+    )
+
+    if args.out.exists() and not args.overwrite:  # before hours of training, not after
+        raise InputError(f"{args.out} already exists: pass --overwrite to replace it")
+    config = CompressConfig(
+        prune=PruneConfig(
+            connectivity_rate=args.rate,
+            layer_rates=dict(args.layer_rate or []),
+            library_size=args.patterns,
+        ),
+        schedule=Schedule(args.schedule),
+        epochs=args.epochs,
+        finetune_epochs=args.finetune_epochs,
+        optimizer=OptimizerConfig(lr=args.lr),
+        seed=args.seed,
+        device=args.device,
+    )
+    model = _build_model(args.model)
+    if args.checkpoint:
+        _load_checkpoint(model, args.checkpoint)
+    train, test = _data_loaders(args.data, args.batch_size, args.seed)
+    result = compress(model, train, test, config)
+    example = next(iter(test))[0][:1]  # batch 1: static shapes, as edge inference runs
+    export_onnx(result.model, example, args.out, result.structure, overwrite=args.overwrite)
+    print(result.report)
+    print(f"wrote {args.out} (structure in its metadata_props)")
+    return 0
+
+
+def _build_model(spec: str) -> nn.Module:
+    """MODULE:FACTORY -> FACTORY() (a class or a function of no arguments)."""
+    from torch import nn
+
+    module_name, sep, factory_name = spec.partition(":")
+    if not sep or not module_name or not factory_name:
+        raise InputError(
+            f"--model {spec!r}: expected MODULE:FACTORY, e.g. xgen.zoo.fmnist_vgg:FashionVGG"
+        )
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except ImportError as e:
+        raise InputError(f"--model {spec!r}: cannot import {module_name!r}: {e}") from None
+    except AttributeError:
+        raise InputError(f"--model {spec!r}: {module_name} has no {factory_name!r}") from None
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise InputError(f"--model {spec!r} made a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _load_checkpoint(model: nn.Module, path: Path) -> None:
+    """A state_dict saved by torch.save (float16 values are upcast by load_state_dict)."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (OSError, RuntimeError, TypeError, AttributeError, pickle.UnpicklingError) as e:
+        raise InputError(f"--checkpoint {path}: not a state_dict of this model: {e}") from None
+
+
+def _data_loaders(name: str, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
+    """(train, test) loaders of --data, whose only choice so far is fashion-mnist."""
+    from xgen.data.fashion_mnist import fashion_mnist_loaders
+
+    return fashion_mnist_loaders(batch_size, augment=True, seed=seed)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from xgen import demo
 
@@ -193,6 +289,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="latency of xgen vs onnxruntime, OpenVINO and PyTorch "
                        "on the model zoo (see xgen bench --help)", add_help=False)  # fmt: skip
     p.set_defaults(handler=cmd_bench)
+
+    p = sub.add_parser("compress", help="prune a PyTorch model's 3x3 convs to patterns + "
+                       "connectivity, retrain on a data set, export to ONNX")  # fmt: skip
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="e.g. xgen.zoo.fmnist_vgg:FashionVGG (called with no arguments)",
+    )
+    p.add_argument("--checkpoint", type=Path, help="trained weights (a torch.save'd state_dict)")
+    p.add_argument("--data", required=True, choices=["fashion-mnist"], help="training/test data")
+    p.add_argument("--out", required=True, type=Path, help="the pruned .onnx to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--rate", type=float, default=0.75,
+                   help="fraction of kernels removed in each 3x3 conv (default 0.75; the first "
+                   "conv keeps all its kernels)")  # fmt: skip
+    p.add_argument("--layer-rate", action="append", type=parse_layer_rate, metavar="NAME=RATE",
+                   help="override one conv's rate, by module name (repeatable)")  # fmt: skip
+    p.add_argument("--patterns", type=int, default=8, help="patterns in the library (default 8)")
+    p.add_argument("--schedule", choices=["gradual", "admm"], default="gradual",
+                   help="how pruning is reached before fine-tuning (default gradual)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=6, help="pruning epochs (default 6)")
+    p.add_argument("--finetune-epochs", type=int, default=4, help="fine-tune epochs (default 4)")
+    p.add_argument("--batch-size", type=int, default=128, help="default 128")
+    p.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
+    p.set_defaults(handler=cmd_compress)
 
     p = sub.add_parser("demo", help="classify two photos with EfficientNet-Lite0")
     p.set_defaults(handler=cmd_demo)

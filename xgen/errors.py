@@ -50,3 +50,7 @@ class InputError(XgenError, ValueError):
 
 class CompilerError(XgenError):
     """No C compiler was found, or it rejected the generated source."""
+
+
+class CompressError(XgenError, ValueError):
+    """A compression config, model or data that cannot be used; names the layer or value."""

@@ -30,7 +30,7 @@ DEFAULT_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "vgg16", "efficientnet
 class Settings:
     rounds: int
     threads: int
-    spin: bool  # idle worker threads spin (see _omp_spins)
+    spin: bool  # idle worker threads spin (see omp_spins)
     warmup: int = 2
 
 
@@ -47,7 +47,7 @@ def _time_ms(engine: Engine) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def _start(peer: Peer, work: Workload) -> Engine | None:
+def start_engine(peer: Peer, work: Workload) -> Engine | None:
     """The peer built on the workload and run once; None (with the reason printed) if it fails."""
     before = rss_bytes()
     try:
@@ -79,7 +79,7 @@ def _flops(onnx_bytes: bytes) -> int:
     return graph_stats(import_onnx(onnx_bytes)).flops
 
 
-def _interleaved_medians(engines: dict[str, Engine], settings: Settings) -> dict[str, float]:
+def interleaved_medians(engines: dict[str, Engine], settings: Settings) -> dict[str, float]:
     """Median latency of each engine over rounds that run each once in turn, so that a slow
     phase of the machine hits them all alike."""
     for _ in range(settings.warmup):
@@ -112,10 +112,10 @@ def bench_model(name: str, peers: Sequence[Peer], settings: Settings) -> BenchRe
         xgen_run = lambda: list(compiled.run(work.feeds).values())  # noqa: E731
         engines = {"xgen": Engine(xgen_run, xgen_run(), 0)}
         for peer in peers:
-            engine = _start(peer, work)
+            engine = start_engine(peer, work)
             if engine is not None:
                 engines[peer.name] = engine
-        medians = _interleaved_medians(engines, settings)
+        medians = interleaved_medians(engines, settings)
     reference = engines["xgen"].first_outputs
     results = {
         p.name: PeerResult(
@@ -143,7 +143,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
-def _omp_spins() -> bool:
+def omp_spins() -> bool:
     """Whether idle OpenMP workers spin; they sleep (passive) unless OMP_WAIT_POLICY says otherwise.
     Spinning, a worker waiting at a barrier for one the OS descheduled burns whole time slices:
     on a machine shared with other work, ResNet-18 took 30x longer in xgen. This must be set
@@ -221,7 +221,7 @@ def _bench_all(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings(args.rounds, args.threads, _omp_spins())
+    settings = Settings(args.rounds, args.threads, omp_spins())
     print(f"machine: {machine()}", flush=True)
     peers = available(dict.fromkeys(args.peers))
     # Measured before and after the models, the better kept: other work on the machine during

@@ -103,6 +103,8 @@ MODELS: dict[str, ZooModel] = {
     for m in [
         _entry("fmnist_cnn", "5-conv BN CNN, 1x28x28, random weights", IMAGE,
                "fmnist_cnn.FashionCNN", _image(1, 28)),
+        _entry("fmnist_vgg", "VGG-style 3x3 CNN, 1.1M parameters, 1x28x28, random weights", IMAGE,
+               "fmnist_vgg.FashionVGG", _image(1, 28)),
         _entry("resnet18", "ResNet-18, 224x224, random weights", IMAGE,
                "resnet.resnet18", _image(3, 224)),
         _entry("resnet50", "ResNet-50, 224x224, random weights", IMAGE,

@@ -70,6 +70,7 @@ def pattern_structure(weight: np.ndarray) -> PatternStructure | None:
             library.append(_first_cover(partial))
     if len(library) > PATTERN_SLOTS:
         return None
+    library.sort()
     covers = (bits[:, None] & np.array(library)) == bits[:, None]
     assignment = np.where(taps > 0, np.argmax(covers, axis=1), REMOVED)
     patterns = tuple(tuple(int(t) for t in np.flatnonzero(m & _TAP_BITS)) for m in library)

@@ -1,6 +1,6 @@
-"""Pattern-pruned 3x3 convolutions (kernels/pattern.h) against onnxruntime on awkward shapes:
-channels that are not multiples of 16, 1-pixel and 7x7 planes, rows that end mid-vector,
-padding on some sides only, batch 2, and the fused bias, residual and ReLU."""
+"""Sparse 3x3 convolutions (kernels/pattern.h: pattern-pruned and CSR) against onnxruntime on
+awkward shapes: channels that are not multiples of 16, 1-pixel and 7x7 planes, rows that end
+mid-vector, padding on some sides only, batch 2, and the fused bias, residual and ReLU."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ CASES = {
     "wide_plane": (1, 16, 48, (20, 56), (1, 1, 1, 1), 8, 0.7),
 }
 
+# CSR: the same geometry, each weight kept with probability `density`, anywhere
+CSR_CASES = {
+    "csr_odd_channels": (2, 20, 19, (9, 11), (1, 1, 1, 1), 0.12),
+    "csr_no_padding": (1, 33, 40, (7, 7), (0, 0, 0, 0), 0.05),
+    "csr_columns_padded_only": (1, 24, 32, (3, 70), (0, 1, 0, 1), 0.2),
+}
+
 
 def pruned_weight(cout: int, cin: int, patterns: int, rate: float) -> np.ndarray:
     """Random weights keeping 4 taps per kernel in `patterns` random patterns, `rate` of the
@@ -41,15 +48,31 @@ def pruned_weight(cout: int, cin: int, patterns: int, rate: float) -> np.ndarray
     return w
 
 
+def unstructured_weight(cout: int, cin: int, density: float) -> np.ndarray:
+    w = RNG.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    return np.where(RNG.random(w.shape) < density, w, np.float32(0))
+
+
+def all_cases() -> dict[str, tuple]:
+    """name: batch, cin, cout, (h, w), pads, weight."""
+    cases = {
+        name: (*geometry, pruned_weight(geometry[2], geometry[1], patterns, rate))
+        for name, (*geometry, patterns, rate) in CASES.items()
+    }
+    for name, (*geometry, density) in CSR_CASES.items():
+        cases[name] = (*geometry, unstructured_weight(geometry[2], geometry[1], density))
+    return cases
+
+
 def conv_model(relu_residual: bool = True) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """One model, a branch per case: y = relu(conv(x) + b + res) (or a bare conv(x) for the
     cases without padding), so that one compile covers them all."""
     nodes, inputs, outputs, inits, feeds = [], [], [], [], {}
-    for name, (batch, cin, cout, (h, w), pads, patterns, rate) in CASES.items():
+    for name, (batch, cin, cout, (h, w), pads, weight) in all_cases().items():
         x = f"{name}_x"
         feeds[x] = RNG.standard_normal((batch, cin, h, w)).astype(np.float32)
         inputs.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, feeds[x].shape))
-        inits.append(numpy_helper.from_array(pruned_weight(cout, cin, patterns, rate), f"{name}_w"))
+        inits.append(numpy_helper.from_array(weight, f"{name}_w"))
         conv_inputs = [x, f"{name}_w"]
         out_h, out_w = h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2
         fused = relu_residual and any(pads)
@@ -87,7 +110,7 @@ def conv_model(relu_residual: bool = True) -> tuple[onnx.ModelProto, dict[str, n
 def case_model():
     model, feeds = conv_model()
     expected = run_onnxruntime(model, feeds)
-    return xgen.compile(model), feeds, dict(zip(CASES, expected, strict=True))
+    return xgen.compile(model), feeds, dict(zip([*CASES, *CSR_CASES], expected, strict=True))
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -104,8 +127,9 @@ def test_pattern_convs_match_onnxruntime(case_model, threads: int) -> None:
             np.testing.assert_array_equal(result[name], alone[name], err_msg=name)
 
 
-def test_pattern_kernel_runs_every_case(case_model) -> None:
+def test_sparse_kernels_run_every_case(case_model) -> None:
     compiled, _, _ = case_model
-    # a name followed by "(" is the kernel's definition, then one call per case
-    assert compiled.source.count("xg_pattern_conv_nhwc(") == 1 + len(CASES)
-    assert "xg_conv_nhwc(" not in compiled.source.split("xgen_run")[-1]
+    body = compiled.source.split("xgen_run")[-1]
+    assert body.count(".taps = 4") == len(CASES)  # a pattern per entry
+    assert body.count(".taps = 1") == len(CSR_CASES)  # a weight per entry
+    assert "xg_conv_nhwc(" not in body

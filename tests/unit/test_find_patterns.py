@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper
 from xgen.errors import ModelLoadError
 from xgen.frontend.onnx import import_onnx
 from xgen.ir import Op
+from xgen.ir.ops import SparseKernel
 from xgen.ir.sparsity import METADATA_KEY, REMOVED, PatternStructure, encode_metadata
 from xgen.passes.sparsity import PATTERN_SLOTS, find_patterns, pattern_structure
 
@@ -91,18 +92,24 @@ def conv_model(
     return model
 
 
-def marked(model: onnx.ModelProto) -> PatternStructure | None:
+def marked(model: onnx.ModelProto) -> SparseKernel | None:
     graph = import_onnx(model)
     find_patterns(graph)
     (conv,) = [n for n in graph.nodes if n.op is Op.CONV]
-    return conv.attrs.pattern
+    return conv.attrs.sparse
 
 
-def test_sparse_enough_convs_are_marked() -> None:
+def test_each_conv_gets_the_kernel_its_zeros_favour() -> None:
     w, structure = pruned(24, 16, rate=0.75)
-    assert marked(conv_model(w)) == structure
+    assert pattern_structure(w) == structure
+    assert marked(conv_model(w)) is SparseKernel.PATTERN
     dense_enough, _ = pruned(24, 16, rate=0.0)  # 4 of 9 taps everywhere: the dense kernel wins
     assert marked(conv_model(dense_enough)) is None
+    unstructured = RNG.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    unstructured[RNG.random(unstructured.shape) < 0.9] = 0.0  # 10% left, anywhere
+    assert marked(conv_model(unstructured)) is SparseKernel.CSR
+    unstructured[RNG.random(unstructured.shape) < 0.5] = 1.0  # half the weights: dense again
+    assert marked(conv_model(unstructured)) is None
 
 
 @pytest.mark.parametrize(
@@ -120,7 +127,7 @@ def test_metadata_that_matches_the_weights_is_quiet() -> None:
     model = conv_model(w, {METADATA_KEY: encode_metadata({"w": structure})})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert marked(model) == structure
+        assert marked(model) is SparseKernel.PATTERN
 
 
 def test_weights_outside_their_metadata_are_reported_and_win() -> None:
@@ -129,8 +136,8 @@ def test_weights_outside_their_metadata_are_reported_and_win() -> None:
     w[removed[0], removed[1], 1, 1] = 1.0  # a weight in a kernel the metadata says is removed
     model = conv_model(w, {METADATA_KEY: encode_metadata({"w": structure})})
     with pytest.warns(UserWarning, match="'w' has 1 non-zero weights where its"):
-        found = marked(model)
-    assert found is not None and found.assignment[tuple(removed)] != REMOVED
+        assert marked(model) is SparseKernel.PATTERN  # the extra weight is a kernel of 1 tap
+    assert pattern_structure(w).assignment[tuple(removed)] != REMOVED
 
 
 def test_metadata_of_unknown_or_misshapen_weights_is_reported() -> None:

@@ -2,9 +2,10 @@
 
 Each zoo model's 3x3 convs get a pattern (4 of 9 taps, 8-pattern library) + connectivity
 structure with xgen.compress's projection (random weights are fine for timing), and the engines
-run: xgen on the pruned export (its pattern kernels), xgen on the dense export, onnxruntime and
+run: xgen on the pruned export (its pattern kernels), xgen with the same zeros through its
+generic CSR kernel instead (what the patterns add), xgen on the dense export, onnxruntime and
 OpenVINO on the dense export, and onnxruntime on the pruned export too, which shows what zeros
-alone buy an engine without pattern kernels. Used by benchmarks/bench_pruned.py.
+alone buy an engine without sparse kernels. Used by benchmarks/bench_pruned.py.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xgen.bench.peers import PEERS, Workload
 from xgen.bench.report import relative_error
@@ -26,11 +28,15 @@ from xgen.bench.runner import (
     start_engine,
 )
 
+if TYPE_CHECKING:
+    from xgen.ir import Graph
+
 DEFAULT_MODELS = ("vgg16", "resnet50", "fmnist_vgg")
 PRUNED, DENSE = "pruned", "dense"
 # column label -> (engine, which export it runs)
 ENGINES = {
     "xgen pruned": ("xgen", PRUNED),
+    "xgen CSR": ("xgen-csr", PRUNED),
     "xgen dense": ("xgen", DENSE),
     "ort dense": ("ort", DENSE),
     "openvino dense": ("openvino", DENSE),
@@ -105,13 +111,28 @@ def bench_pruned(name: str, settings: Settings, connectivity_rate: float) -> Pru
 
 
 def _engine(engine: str, work: Workload) -> Engine | None:
-    if engine != "xgen":
+    if engine in PEERS:
         return start_engine(PEERS[engine], work)
     import xgen
 
-    compiled = xgen.compile(work.onnx_bytes, threads=work.threads)
+    source = work.onnx_bytes if engine == "xgen" else _through_csr(work.onnx_bytes)
+    compiled = xgen.compile(source, threads=work.threads, optimize=engine == "xgen")
     run = lambda: list(compiled.run(work.feeds).values())  # noqa: E731
     return Engine(run, run(), 0)
+
+
+def _through_csr(onnx_bytes: bytes) -> Graph:
+    """The optimised graph with every pattern-pruned conv sent to the CSR kernel instead."""
+    from xgen.frontend.onnx import import_onnx
+    from xgen.ir import Op
+    from xgen.ir.ops import SparseKernel
+    from xgen.passes import optimize
+
+    graph = optimize(import_onnx(onnx_bytes))
+    for node in graph.nodes:
+        if node.op is Op.CONV and node.attrs.sparse is SparseKernel.PATTERN:
+            node.attrs = replace(node.attrs, sparse=SparseKernel.CSR)
+    return graph
 
 
 def markdown(results: Sequence[PrunedResult], settings: Settings, rate: float) -> str:

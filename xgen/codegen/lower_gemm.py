@@ -202,7 +202,7 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
         )
     if node.attrs.group != 1:
         raise unsupported(node, f"channels-last layout with group={node.attrs.group}")
-    if node.attrs.pattern is not None:
+    if node.attrs.sparse is not None:
         return pattern_conv_call(ctx, node, x, w.data, y, epilogue)
     return _conv_nhwc_call(ctx, node, x, batch, w.data, y, geometry, epilogue)
 

@@ -9,12 +9,11 @@ so that passes and code generators see only data tensors as inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
 from xgen.ir.dtypes import DType
-from xgen.ir.sparsity import PatternStructure
 
 T = TypeVar("T")
 
@@ -212,6 +211,13 @@ class EpsilonAttrs:
     epsilon: float
 
 
+class SparseKernel(Enum):
+    """The sparse kernels of a 3x3 Conv whose weight is mostly zeros (kernels/pattern.h)."""
+
+    PATTERN = "pattern"  # PatDNN: each kept kernel 4 taps of a pattern library, by run
+    CSR = "csr"  # generic: each non-zero weight with its own (channel, tap) index
+
+
 class Activation(Enum):
     """The activations an Epilogue can apply: Relu and Clip (ReLU6) in CNNs, GELU after the
     first linear layer of a transformer's feed-forward block."""
@@ -246,9 +252,9 @@ class ConvAttrs:
     channels_last (Conv only, set by xgen.passes.layout): the input, output and residual are laid
     out N x spatial x C instead of ONNX's N x C x spatial; the weight keeps ONNX's layout.
 
-    pattern (Conv only, set by xgen.passes.sparsity): the weight's pattern + connectivity
-    structure, when the weight has one and the pattern kernel is expected to beat the dense one;
-    the weight stays the whole array, with its zeros."""
+    sparse (Conv only, set by xgen.passes.sparsity): the sparse kernel that computes it, when
+    its weight's zeros make one faster than the dense kernel; the weight stays the whole array,
+    with its zeros, and the kernel's compact form is packed from it."""
 
     strides: tuple[int, ...]
     pads: tuple[int, ...]
@@ -257,7 +263,7 @@ class ConvAttrs:
     output_padding: tuple[int, ...] = ()  # ConvTranspose only
     epilogue: Epilogue = Epilogue()  # Conv only
     channels_last: bool = False  # Conv only
-    pattern: PatternStructure | None = field(default=None, compare=False)  # Conv only
+    sparse: SparseKernel | None = None  # Conv only
 
 
 @dataclass(frozen=True)

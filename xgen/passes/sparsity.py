@@ -1,12 +1,13 @@
-"""Sparsity analysis: finds the pattern + connectivity pruned 3x3 convolutions (PatDNN) in their
-weights and marks those the pattern kernel (kernels/pattern.h) runs faster than the dense one.
+"""Sparsity analysis: finds the 3x3 convolutions whose weights are mostly zeros and marks those a
+sparse kernel (kernels/pattern.h) runs faster than the dense one (ConvAttrs.sparse).
 
-The structure comes from the weights themselves: every kernel (output, input channel pair) is
-all zero (removed by connectivity pruning) or non-zero on at most 4 of its 9 taps, and the tap
-sets fit a library of at most PATTERN_SLOTS patterns of 4 taps. Structure metadata in the model
-file (xgen.ir.sparsity.METADATA_KEY, as xgen.compress writes it) is checked against the weights,
-never trusted: a weight that is non-zero where its metadata says pruned gets a warning, and the
-weights decide.
+Pattern + connectivity pruning (PatDNN) is read from the weights themselves: every kernel
+(output, input channel pair) is all zero (removed by connectivity pruning) or non-zero on at
+most 4 of its 9 taps, and the tap sets fit a library of at most PATTERN_SLOTS patterns of 4
+taps. Other sparse weights (e.g. pruned weight by weight) can take the generic CSR kernel.
+Structure metadata in the model file (xgen.ir.sparsity.METADATA_KEY, as xgen.compress writes
+it) is checked against the weights, never trusted: a weight that is non-zero where its metadata
+says pruned gets a warning, and the weights decide.
 """
 
 from __future__ import annotations
@@ -17,22 +18,24 @@ from dataclasses import replace
 import numpy as np
 
 from xgen.ir import Graph, Node, Op
+from xgen.ir.ops import SparseKernel
 from xgen.ir.sparsity import METADATA_KEY, REMOVED, TAPS, PatternStructure, candidate_patterns
 from xgen.ir.sparsity import decode_metadata as decode_sparsity_metadata
 
 PATTERN_TAPS = 4  # taps a pattern keeps: the kernel sums 4 per kept kernel
 PATTERN_SLOTS = 16  # XG_PATTERN_SLOTS: the largest library the kernel takes
-# The latency model. Per kept multiply-add the pattern kernel loads an input vector (it cannot
-# share loads across output channels, whose kernels differ), where the dense kernel reuses each
-# load 7 times from registers: measured on AVX-512 (BENCHMARKS.md, pattern section) a kept
-# multiply-add costs about PATTERN_COST dense ones, plus gathering and transposing its blocks.
+# The latency model: what a kept weight costs in the sparse kernels, in dense multiply-adds.
+# They load an input vector per multiply-add (loads cannot be shared across output channels,
+# whose kernels differ), where the dense kernel reuses each load 7 times from registers; CSR
+# also reads an index per weight. Measured on AVX-512 (BENCHMARKS.md, pruned models section).
 PATTERN_COST = 2.5
+CSR_COST = 4.0
 
 _TAP_BITS = 1 << np.arange(TAPS)
 
 
 def find_patterns(graph: Graph) -> None:
-    """Set ConvAttrs.pattern on every Conv the pattern kernel runs faster; check the model's
+    """Set ConvAttrs.sparse on every Conv a sparse kernel runs faster; check the model's
     structure metadata, if any, against the weights."""
     declared = _declared(graph)
     for node in graph.nodes:
@@ -41,17 +44,27 @@ def find_patterns(graph: Graph) -> None:
         weight = node.inputs[1]
         if weight.name in declared:
             _check_declared(weight.name, weight.data, declared.pop(weight.name))
-        if not _pattern_kernel_applies(node):
-            continue
-        structure = pattern_structure(weight.data)
-        if structure is not None and structure.kept_weights * PATTERN_COST < weight.data.size:
-            node.attrs = replace(node.attrs, pattern=structure)
+        if _sparse_kernel_applies(node):
+            kernel = choose_sparse_kernel(weight.data)
+            if kernel is not None:
+                node.attrs = replace(node.attrs, sparse=kernel)
     for name in declared:
         warnings.warn(
             f"{METADATA_KEY} metadata describes {name!r}, which is not the weight of a Conv in "
             "the model; ignored",
             stacklevel=2,
         )
+
+
+def choose_sparse_kernel(weight: np.ndarray) -> SparseKernel | None:
+    """The fastest kernel for a [cout, cin, 3, 3] weight by the latency model: PATTERN, CSR,
+    or None for the dense one."""
+    structure = pattern_structure(weight)
+    if structure is not None and structure.kept_weights * PATTERN_COST < weight.size:
+        return SparseKernel.PATTERN
+    if np.count_nonzero(weight) * CSR_COST < weight.size:
+        return SparseKernel.CSR
+    return None
 
 
 def pattern_structure(weight: np.ndarray) -> PatternStructure | None:
@@ -86,7 +99,7 @@ def _first_cover(bits: int) -> int:
     raise AssertionError(f"no 4-tap pattern covers tap bits {bits:#b}")  # at most 3 taps: one does
 
 
-def _pattern_kernel_applies(node: Node) -> bool:
+def _sparse_kernel_applies(node: Node) -> bool:
     """What kernels/pattern.h computes: a 2-D 3x3 convolution of stride 1, undilated, dense
     (group 1), padding of at most 1 on each side, a constant float32 weight."""
     weight, attrs = node.inputs[1], node.attrs

@@ -1,10 +1,14 @@
-/* Pattern-pruned 3x3 convolution (PatDNN): every kept kernel of a filter keeps 4 of its 9 taps,
- * in one of a small library of patterns, and whole kernels are removed (connectivity pruning).
+/* Sparse 3x3 convolution: pattern-pruned (PatDNN) or generic CSR, in one kernel.
  *
- * Storage (FKW, packed at compile time by codegen/lower_pattern.py): per filter, its kept
- * kernels as one int32 code, input channel * XG_PATTERN_SLOTS + pattern id, and 4 weights in
- * the pattern's tap order; filter_start[o] .. filter_start[o + 1] are filter o's kernels,
- * sorted by input channel. No index per weight: the pattern gives the taps.
+ * Pattern pruning: every kept kernel (output, input channel pair) of a filter keeps 4 of its 9
+ * taps, in one of a small library of patterns, and whole kernels are removed (connectivity
+ * pruning). Storage (FKW, packed at compile time by codegen/lower_pattern.py): per filter, its
+ * kept kernels as one int32 code, input channel * XG_PATTERN_SLOTS + pattern id, and 4 weights
+ * in the pattern's tap order. No index per weight: the pattern gives the taps.
+ * CSR, the generic baseline: every non-zero weight is an entry of its own, with the same code
+ * (input channel, and its tap as the pattern among 9 one-tap patterns): the CSR matrix
+ * [cout][cin * 9] with a column index per weight.
+ * filter_start[o] .. filter_start[o + 1] are filter o's entries, sorted by input channel.
  *
  * Computation: vectorised over output positions, not channels, as a kept kernel's weights differ
  * from its neighbours'. A block of output rows is first gathered, channel by channel, into a
@@ -12,13 +16,13 @@
  * there output position (r, c) is r * wp + c and tap (ky, kx) reads position + ky * wp + kx,
  * one offset per tap for the whole block, so a run of positions that crosses row ends is still
  * one vector (the 2 columns past each row end are computed and dropped). Per filter, the
- * XG_PATTERN_V accumulator vectors sum 4 broadcast-weight FMAs per kept kernel; the pattern
- * id only selects the 4 tap offsets from a table, so the loop over kernels has no branch.
+ * XG_PATTERN_V accumulator vectors sum a broadcast-weight FMA per tap of each entry; the
+ * pattern id only selects the tap offsets from a table, so the loop over entries has no branch.
  * 16 filters' accumulators are then transposed in registers and stored channels last with the
  * epilogue (bias, residual, clamp or GELU) applied.
  *
  * Threads split (image, row block, filter group) items; filter groups are cut where the kept
- * kernels, not the filters, divide evenly (filter-kernel reorder's load balance).
+ * entries, not the filters, divide evenly (filter-kernel reorder's load balance).
  */
 #ifndef XG_PATTERN_H
 #define XG_PATTERN_H
@@ -40,9 +44,10 @@ typedef struct {
     long rows;                    /* output rows per block (the scratch holds rows + 2) */
     const int32_t *filter_start;  /* [cout + 1] */
     const int32_t *kernel_code;   /* input channel * XG_PATTERN_SLOTS + pattern */
-    const float *kernel_weights;  /* [kernels][4] */
-    const unsigned char *taps;    /* [patterns][4]: tap = 3 * ky + kx */
+    const float *kernel_weights;  /* [entries][taps] */
+    const unsigned char *pattern_taps; /* [patterns][taps]: tap = 3 * ky + kx */
     long patterns;
+    int taps;                     /* taps an entry: 4 (patterns) or 1 (CSR) */
 } xg_pattern_layer;
 
 #define XG_UNPAREN(...) __VA_ARGS__
@@ -108,26 +113,39 @@ static void xg_pattern_gather(const float *x, const xg_pattern_layer *L, long r0
     }
 }
 
-/* acc = filter's kept kernels over the XG_PATTERN_V vectors of positions at s + o. */
-XG_INLINE void xg_pattern_filter(const float *s, long plane, const int32_t *code,
+/* sum += weight * the vectors of positions at sk + offset. */
+#define XG_PATTERN_TAP(sum, weight, sk, offset)                                                 \
+    for (int v = 0; v < XG_PATTERN_V; v++)                                                      \
+        (sum)[v] += (weight) * *(const xg_v16u *)((sk) + (offset) + 16 * v)
+
+/* acc = the entries [k0, k1) of a filter, `taps` each (a literal: 4 or 1), over the
+ * XG_PATTERN_V vectors of positions at s. Two sums, alternating by tap (or by entry, with one
+ * tap an entry), halve the chain of dependent FMAs. */
+XG_INLINE void xg_pattern_filter(const int taps, const float *s, long plane, const int32_t *code,
                                  const float *w, long k0, long k1, const long (*offsets)[4],
                                  xg_v16 acc[XG_PATTERN_V])
 {
-    enum { V = XG_PATTERN_V };
-    /* two accumulator sets halve the chain of dependent FMAs per kernel */
+    enum { V = XG_PATTERN_V, SLOTS = XG_PATTERN_SLOTS };
     xg_v16 odd[V];
     for (int v = 0; v < V; v++) acc[v] = odd[v] = (xg_v16){0};
-    for (long k = k0; k < k1; k++) {
-        const long *off = offsets[code[k] % XG_PATTERN_SLOTS];
-        const float *sk = s + code[k] / XG_PATTERN_SLOTS * plane;
-        const float *s0 = sk + off[0], *s1 = sk + off[1], *s2 = sk + off[2], *s3 = sk + off[3];
-        const float *wk = w + 4 * k;
-        for (int v = 0; v < V; v++) {
-            acc[v] += wk[0] * *(const xg_v16u *)(s0 + 16 * v);
-            odd[v] += wk[1] * *(const xg_v16u *)(s1 + 16 * v);
-            acc[v] += wk[2] * *(const xg_v16u *)(s2 + 16 * v);
-            odd[v] += wk[3] * *(const xg_v16u *)(s3 + 16 * v);
+    long k = k0;
+    if (taps == 4) {
+        for (; k < k1; k++) {
+            const long *off = offsets[code[k] % SLOTS];
+            const float *sk = s + code[k] / SLOTS * plane, *wk = w + 4 * k;
+            XG_PATTERN_TAP(acc, wk[0], sk, off[0]);
+            XG_PATTERN_TAP(odd, wk[1], sk, off[1]);
+            XG_PATTERN_TAP(acc, wk[2], sk, off[2]);
+            XG_PATTERN_TAP(odd, wk[3], sk, off[3]);
         }
+    } else {
+        for (; k + 1 < k1; k += 2) {
+            XG_PATTERN_TAP(acc, w[k], s + code[k] / SLOTS * plane, offsets[code[k] % SLOTS][0]);
+            XG_PATTERN_TAP(odd, w[k + 1], s + code[k + 1] / SLOTS * plane,
+                           offsets[code[k + 1] % SLOTS][0]);
+        }
+        if (k < k1)
+            XG_PATTERN_TAP(acc, w[k], s + code[k] / SLOTS * plane, offsets[code[k] % SLOTS][0]);
     }
     for (int v = 0; v < V; v++) acc[v] += odd[v];
 }
@@ -192,14 +210,17 @@ static void xg_pattern_conv_nhwc(const float *x, float *y, long batch, const xg_
     long chunks = (L->cout + 15) / 16, spatial = batch * blocks;
     long groups = XG_MIN(chunks, XG_MAX(1, (2 * team + spatial - 1) / spatial));
     long items = spatial * groups;
-    if (rank >= team || L->filter_start[L->cout] * 4 * positions * spatial < XG_PARALLEL_MIN)
+    if (rank >= team || L->filter_start[L->cout] * L->taps * positions * spatial < XG_PARALLEL_MIN)
         team = 1;
     if (rank >= team) return;
     long lo = items * rank / team, hi = items * (rank + 1) / team;
     float *s = scratch + rank * xg_pattern_slice_floats(L);
     long offsets[XG_PATTERN_SLOTS][4];
     for (long p = 0; p < L->patterns; p++)
-        for (int t = 0; t < 4; t++) offsets[p][t] = L->taps[4 * p + t] / 3 * wp + L->taps[4 * p + t] % 3;
+        for (int t = 0; t < L->taps; t++) {
+            int tap = L->pattern_taps[L->taps * p + t];
+            offsets[p][t] = tap / 3 * wp + tap % 3;
+        }
     xg_v16 stage[16][V];
     long gathered = -1;
     for (long item = lo; item < hi; item++) {
@@ -215,10 +236,15 @@ static void xg_pattern_conv_nhwc(const float *x, float *y, long batch, const xg_
         for (long o = 0; o < positions; o += BLOCK)
             for (long f0 = xg_pattern_group_start(L, g, groups); f0 < f_end; f0 += 16) {
                 long nf = XG_MIN(16, L->cout - f0);
-                for (long j = 0; j < nf; j++)
-                    xg_pattern_filter(s + o, plane, L->kernel_code, L->kernel_weights,
-                                      L->filter_start[f0 + j], L->filter_start[f0 + j + 1],
-                                      (const long(*)[4])offsets, stage[j]);
+                for (long j = 0; j < nf; j++) {
+                    long k0 = L->filter_start[f0 + j], k1 = L->filter_start[f0 + j + 1];
+                    if (L->taps == 4)
+                        xg_pattern_filter(4, s + o, plane, L->kernel_code, L->kernel_weights,
+                                          k0, k1, (const long(*)[4])offsets, stage[j]);
+                    else
+                        xg_pattern_filter(1, s + o, plane, L->kernel_code, L->kernel_weights,
+                                          k0, k1, (const long(*)[4])offsets, stage[j]);
+                }
                 xg_pattern_store(L, stage, f0, nf, r0, o, yi, res, ep);
             }
     }

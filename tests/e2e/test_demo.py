@@ -26,3 +26,15 @@ def test_demo_classifies_both_photos_like_pytorch(capsys):
     assert "palace" in rows[0][1]
     gaps = [float(g) for g in re.findall(r"max \|logit difference\| ([\d.e+-]+)", out)]
     assert len(gaps) == 2 and max(gaps) < 1e-3
+
+
+def test_demo_ends_with_dense_and_pruned_fashion_vgg(capsys):
+    from xgen.zoo.fmnist_vgg import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "fmnist_vgg_pruned.pt").is_file():
+        pytest.skip("no pruned FashionVGG checkpoint")
+    assert demo.fashion_mnist_story() == 0
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^\| (dense|pruned) \| ([\d.]+)% \| ([\d,]+) \|", out, re.M))
+    assert set(rows) == {"dense", "pruned"}
+    assert float(rows["pruned"]) >= float(rows["dense"]) - 0.3  # top-1, in points

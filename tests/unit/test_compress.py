@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -287,6 +288,21 @@ def test_export_has_the_zeros_and_the_metadata(pruned, tmp_path):
     (ours,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(ours, pruned.model(x).numpy(), atol=1e-4)
+
+
+def test_xgen_compiles_the_export_onto_its_pattern_kernel(pruned, tmp_path):
+    """Prune, export, compile, compare: the metadata agrees with the weights (no warning), and
+    conv2 (half its kernels removed) runs on the pattern kernel; conv1 (1 input channel, all
+    its kernels kept) stays dense, which the latency model finds faster."""
+    path = tmp_path / "pruned.onnx"
+    x = stripes(4, 3)[0]
+    export_onnx(pruned.model, x, path, pruned.structure)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled = xgen.compile(path)
+    with torch.no_grad():
+        np.testing.assert_allclose(compiled(x.numpy()), pruned.model(x).numpy(), atol=1e-4)
+    assert compiled.source.split("xgen_run")[-1].count(".taps = 4") == 1
 
 
 def test_initializers_are_found_by_value_when_renamed(pruned, tmp_path):

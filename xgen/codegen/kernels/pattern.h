@@ -2,27 +2,30 @@
  *
  * Pattern pruning: every kept kernel (output, input channel pair) of a filter keeps 4 of its 9
  * taps, in one of a small library of patterns, and whole kernels are removed (connectivity
- * pruning). Storage (FKW, packed at compile time by codegen/lower_pattern.py): per filter, its
- * kept kernels as one int32 code, input channel * XG_PATTERN_SLOTS + pattern id, and 4 weights
- * in the pattern's tap order. No index per weight: the pattern gives the taps.
- * CSR, the generic baseline: every non-zero weight is an entry of its own, with the same code
- * (input channel, and its tap as the pattern among 9 one-tap patterns): the CSR matrix
- * [cout][cin * 9] with a column index per weight.
- * filter_start[o] .. filter_start[o + 1] are filter o's entries, sorted by input channel.
+ * pruning). CSR, the generic baseline, is the same kernel with 9 one-tap patterns: every
+ * non-zero weight an entry of its own.
+ *
+ * Storage (packed at compile time by codegen/lower_pattern.py; FKW): the kept kernels grouped by
+ * (input channel, pattern), each entry its filter and its weights in the pattern's tap order,
+ * no index per weight and no pattern id per kernel (the group gives both channel and taps).
  *
  * Computation: vectorised over output positions, not channels, as a kept kernel's weights differ
  * from its neighbours'. A block of output rows is first gathered, channel by channel, into a
  * planar copy with a zero border (per thread scratch), whose rows are wp = out_w + 2 floats:
  * there output position (r, c) is r * wp + c and tap (ky, kx) reads position + ky * wp + kx,
  * one offset per tap for the whole block, so a run of positions that crosses row ends is still
- * one vector (the 2 columns past each row end are computed and dropped). Per filter, the
- * XG_PATTERN_V accumulator vectors sum a broadcast-weight FMA per tap of each entry; the
- * pattern id only selects the tap offsets from a table, so the loop over entries has no branch.
- * 16 filters' accumulators are then transposed in registers and stored channels last with the
- * epilogue (bias, residual, clamp or GELU) applied.
+ * one vector (the 2 columns past each row end are computed and dropped). For XG_PATTERN_V
+ * vectors of positions, the input vectors of each (channel, pattern) group are loaded once
+ * and reused by every filter of the group (PatDNN's load-redundancy elimination: about 8
+ * filters share a group in a 256-filter layer with 1 kernel in 4 kept, where a filter at a
+ * time would load an input vector per multiply-add), the filters' sums kept in a per-thread
+ * buffer that stays in L1/L2. 16 filters' sums are then transposed in registers and stored
+ * channels last with the epilogue (bias, residual, clamp or GELU) applied.
  *
- * Threads split (image, row block, filter group) items; filter groups are cut where the kept
- * entries, not the filters, divide evenly (filter-kernel reorder's load balance).
+ * Threads split (image, row block, vector block, filter range) items. Filter ranges (splits)
+ * exist for small planes, so that every thread has work; each has its own groups, and they are
+ * cut where the kept kernels, not the filters, divide evenly (filter-kernel reorder's load
+ * balance).
  */
 #ifndef XG_PATTERN_H
 #define XG_PATTERN_H
@@ -41,13 +44,15 @@ typedef struct {
     long cin, cout;
     long in_h, in_w, out_h, out_w;
     long pad_top, pad_left;
-    long rows;                    /* output rows per block (the scratch holds rows + 2) */
-    const int32_t *filter_start;  /* [cout + 1] */
-    const int32_t *kernel_code;   /* input channel * XG_PATTERN_SLOTS + pattern */
-    const float *kernel_weights;  /* [entries][taps] */
+    long rows;     /* output rows per block (the scratch holds rows + 2) */
+    long patterns; /* in the library (9 one-tap patterns for CSR) */
+    int taps;      /* taps a pattern: 4, or 1 for CSR */
+    long splits;   /* filter ranges, each with its groups */
+    const int32_t *split_start;        /* [splits + 1]: first filter of each range */
+    const int32_t *group_start;        /* [splits][cin * patterns + 1]: entries of each group */
+    const int32_t *entry_filter;       /* [entries]: its filter, counted from its range's first */
+    const float *entry_weights;        /* [entries][taps] */
     const unsigned char *pattern_taps; /* [patterns][taps]: tap = 3 * ky + kx */
-    long patterns;
-    int taps;                     /* taps an entry: 4 (patterns) or 1 (CSR) */
 } xg_pattern_layer;
 
 #define XG_UNPAREN(...) __VA_ARGS__
@@ -76,12 +81,13 @@ XG_INLINE void xg_v16_transpose(xg_v16 m[16])
                       (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
 }
 
-/* Floats of one thread's scratch slice: the planar block and the vector tail it may read
- * (lower_pattern.py sizes the scratch likewise). */
+/* Floats of one thread's scratch slice: the filters' sums (XG_PATTERN_V vectors each), the
+ * planar block and the vector tail it may read (lower_pattern.py sizes the scratch likewise). */
 static inline long xg_pattern_slice_floats(const xg_pattern_layer *L)
 {
     long wp = L->out_w + 2, plane = (L->rows + 2) * wp;
-    return L->cin * plane + 16 * XG_PATTERN_V + 2 * wp + 2;
+    long floats = L->cout * XG_PATTERN_V * 16 + L->cin * plane + 16 * XG_PATTERN_V + 2 * wp + 2;
+    return (floats + 15) / 16 * 16; /* the next slice's sums stay 64-byte aligned */
 }
 
 /* s[c][i][j] = x[r0 - pad_top + i][j - pad_left][c], zero outside the image: the input of output
@@ -113,49 +119,41 @@ static void xg_pattern_gather(const float *x, const xg_pattern_layer *L, long r0
     }
 }
 
-/* sum += weight * the vectors of positions at sk + offset. */
-#define XG_PATTERN_TAP(sum, weight, sk, offset)                                                 \
-    for (int v = 0; v < XG_PATTERN_V; v++)                                                      \
-        (sum)[v] += (weight) * *(const xg_v16u *)((sk) + (offset) + 16 * v)
-
-/* acc = the entries [k0, k1) of a filter, `taps` each (a literal: 4 or 1), over the
- * XG_PATTERN_V vectors of positions at s. Two sums, alternating by tap (or by entry, with one
- * tap an entry), halve the chain of dependent FMAs. */
-XG_INLINE void xg_pattern_filter(const int taps, const float *s, long plane, const int32_t *code,
-                                 const float *w, long k0, long k1, const long (*offsets)[4],
-                                 xg_v16 acc[XG_PATTERN_V])
+/* sums[f] (f from the range's first filter) += the entries of one filter range over the XG_PATTERN_V vectors of positions at s,
+ * group by group: a (channel, pattern) group's input vectors are loaded once, then each of its
+ * entries adds its `taps` (a literal: 4 or 1) products to its filter's sums. */
+XG_INLINE void xg_pattern_accumulate(const int taps, const xg_pattern_layer *L,
+                                     const int32_t *group_start, const float *s, long plane,
+                                     const long (*offsets)[4], xg_v16 *sums)
 {
-    enum { V = XG_PATTERN_V, SLOTS = XG_PATTERN_SLOTS };
-    xg_v16 odd[V];
-    for (int v = 0; v < V; v++) acc[v] = odd[v] = (xg_v16){0};
-    long k = k0;
-    if (taps == 4) {
-        for (; k < k1; k++) {
-            const long *off = offsets[code[k] % SLOTS];
-            const float *sk = s + code[k] / SLOTS * plane, *wk = w + 4 * k;
-            XG_PATTERN_TAP(acc, wk[0], sk, off[0]);
-            XG_PATTERN_TAP(odd, wk[1], sk, off[1]);
-            XG_PATTERN_TAP(acc, wk[2], sk, off[2]);
-            XG_PATTERN_TAP(odd, wk[3], sk, off[3]);
+    enum { V = XG_PATTERN_V };
+    const int32_t *filter = L->entry_filter;
+    for (long c = 0; c < L->cin; c++) {
+        const float *sc = s + c * plane;
+        for (long p = 0; p < L->patterns; p++) {
+            long e0 = group_start[c * L->patterns + p], e1 = group_start[c * L->patterns + p + 1];
+            if (e0 == e1) continue;
+            xg_v16 x[4][V];
+            for (int t = 0; t < taps; t++)
+                for (int v = 0; v < V; v++)
+                    x[t][v] = *(const xg_v16u *)(sc + offsets[p][t] + 16 * v);
+            for (long e = e0; e < e1; e++) {
+                xg_v16 *sum = sums + filter[e] * V;
+                const float *w = L->entry_weights + taps * e;
+                for (int v = 0; v < V; v++)
+                    sum[v] += taps == 4 ? (w[0] * x[0][v] + w[1] * x[1][v])
+                                              + (w[2] * x[2][v] + w[3] * x[3][v])
+                                        : w[0] * x[0][v];
+            }
         }
-    } else {
-        for (; k + 1 < k1; k += 2) {
-            XG_PATTERN_TAP(acc, w[k], s + code[k] / SLOTS * plane, offsets[code[k] % SLOTS][0]);
-            XG_PATTERN_TAP(odd, w[k + 1], s + code[k + 1] / SLOTS * plane,
-                           offsets[code[k + 1] % SLOTS][0]);
-        }
-        if (k < k1)
-            XG_PATTERN_TAP(acc, w[k], s + code[k] / SLOTS * plane, offsets[code[k] % SLOTS][0]);
     }
-    for (int v = 0; v < V; v++) acc[v] += odd[v];
 }
 
 /* Output positions [o, o + 16 * V) of the block at r0 for the filters [f0, f0 + nf), nf <= 16:
- * stage[j] holds filter f0 + j's vectors by position; transposed 16 positions at a time and
- * stored channels last with the epilogue. */
-static void xg_pattern_store(const xg_pattern_layer *L, xg_v16 stage[16][XG_PATTERN_V], long f0,
-                             long nf, long r0, long o, float *y, const float *res,
-                             const xg_epilogue *ep)
+ * sums[j * V + v] is filter f0 + j's vector v of positions; transposed 16 positions at a time
+ * and stored channels last with the epilogue. */
+static void xg_pattern_store(const xg_pattern_layer *L, const xg_v16 *sums, long f0, long nf,
+                             long r0, long o, float *y, const float *res, const xg_epilogue *ep)
 {
     long wp = L->out_w + 2, cout = L->cout;
     xg_v16 bias = {0}, lo = {0}, hi = {0};
@@ -168,7 +166,7 @@ static void xg_pattern_store(const xg_pattern_layer *L, xg_v16 stage[16][XG_PATT
     long r = o / wp, c = o % wp; /* of the position being stored, stepped without division */
     for (int v = 0; v < XG_PATTERN_V; v++) {
         xg_v16 m[16];
-        for (int j = 0; j < 16; j++) m[j] = stage[j][v];
+        for (int j = 0; j < 16; j++) m[j] = j < nf ? sums[j * XG_PATTERN_V + v] : (xg_v16){0};
         xg_v16_transpose(m);
         for (long p = 0; p < 16; p++, c++) {
             if (c == wp) c = 0, r++;
@@ -187,66 +185,52 @@ static void xg_pattern_store(const xg_pattern_layer *L, xg_v16 stage[16][XG_PATT
     }
 }
 
-/* Filter groups: cut points in multiples of 16 filters where the kept kernels split evenly. */
-static long xg_pattern_group_start(const xg_pattern_layer *L, long g, long groups)
-{
-    long chunks = (L->cout + 15) / 16, total = L->filter_start[L->cout];
-    if (g >= groups) return L->cout;
-    long want = total * g / groups, c = 0;
-    while (c < chunks && L->filter_start[c * 16] < want) c++;
-    return c * 16;
-}
-
 /* y = epilogue(conv(x)), x [batch][in_h][in_w][cin] and y [batch][out_h][out_w][cout];
  * scratch holds XG_PATTERN_THREADS slices of xg_pattern_slice_floats floats. */
 static void xg_pattern_conv_nhwc(const float *x, float *y, long batch, const xg_pattern_layer *L,
                                  const xg_epilogue *ep, float *scratch)
 {
     enum { V = XG_PATTERN_V, BLOCK = 16 * XG_PATTERN_V };
-    long wp = L->out_w + 2, plane = (L->rows + 2) * wp;
-    long blocks = (L->out_h + L->rows - 1) / L->rows, positions = L->rows * wp;
+    long wp = L->out_w + 2, plane = (L->rows + 2) * wp, groups = L->cin * L->patterns;
+    long blocks = (L->out_h + L->rows - 1) / L->rows, vblocks = (L->rows * wp + BLOCK - 1) / BLOCK;
+    long items = batch * blocks * vblocks * L->splits;
+    long entries = L->group_start[L->splits * (groups + 1) - 1];
     long team = XG_MIN(xg_team_size(), XG_PATTERN_THREADS), rank = xg_team_rank();
-    /* enough filter groups that every thread gets about two items */
-    long chunks = (L->cout + 15) / 16, spatial = batch * blocks;
-    long groups = XG_MIN(chunks, XG_MAX(1, (2 * team + spatial - 1) / spatial));
-    long items = spatial * groups;
-    if (rank >= team || L->filter_start[L->cout] * L->taps * positions * spatial < XG_PARALLEL_MIN)
-        team = 1;
+    if (entries * L->taps * BLOCK * batch * blocks * vblocks < XG_PARALLEL_MIN) team = 1;
     if (rank >= team) return;
     long lo = items * rank / team, hi = items * (rank + 1) / team;
-    float *s = scratch + rank * xg_pattern_slice_floats(L);
+    float *slice = scratch + rank * xg_pattern_slice_floats(L);
+    xg_v16 *sums = (xg_v16 *)slice;
+    float *s = slice + L->cout * V * 16;
     long offsets[XG_PATTERN_SLOTS][4];
     for (long p = 0; p < L->patterns; p++)
         for (int t = 0; t < L->taps; t++) {
             int tap = L->pattern_taps[L->taps * p + t];
             offsets[p][t] = tap / 3 * wp + tap % 3;
         }
-    xg_v16 stage[16][V];
     long gathered = -1;
     for (long item = lo; item < hi; item++) {
-        long tile = item / groups, g = item % groups;
+        long split = item % L->splits, spot = item / L->splits;
+        long tile = spot / vblocks, o = spot % vblocks * BLOCK;
         long image = tile / blocks, r0 = tile % blocks * L->rows;
         if (tile != gathered) {
             xg_pattern_gather(x + image * L->in_h * L->in_w * L->cin, L, r0, s);
             gathered = tile;
         }
-        float *yi = y + image * L->out_h * L->out_w * L->cout;
-        const float *res = ep && ep->res ? ep->res + image * L->out_h * L->out_w * L->cout : NULL;
-        long f_end = xg_pattern_group_start(L, g + 1, groups);
-        for (long o = 0; o < positions; o += BLOCK)
-            for (long f0 = xg_pattern_group_start(L, g, groups); f0 < f_end; f0 += 16) {
-                long nf = XG_MIN(16, L->cout - f0);
-                for (long j = 0; j < nf; j++) {
-                    long k0 = L->filter_start[f0 + j], k1 = L->filter_start[f0 + j + 1];
-                    if (L->taps == 4)
-                        xg_pattern_filter(4, s + o, plane, L->kernel_code, L->kernel_weights,
-                                          k0, k1, (const long(*)[4])offsets, stage[j]);
-                    else
-                        xg_pattern_filter(1, s + o, plane, L->kernel_code, L->kernel_weights,
-                                          k0, k1, (const long(*)[4])offsets, stage[j]);
-                }
-                xg_pattern_store(L, stage, f0, nf, r0, o, yi, res, ep);
-            }
+        long f0 = L->split_start[split], f1 = L->split_start[split + 1];
+        for (long i = 0; i < (f1 - f0) * V; i++) sums[i] = (xg_v16){0};
+        const int32_t *group_start = L->group_start + split * (groups + 1);
+        if (L->taps == 4)
+            xg_pattern_accumulate(4, L, group_start, s + o, plane, (const long(*)[4])offsets,
+                                  sums);
+        else
+            xg_pattern_accumulate(1, L, group_start, s + o, plane, (const long(*)[4])offsets,
+                                  sums);
+        long image_floats = L->out_h * L->out_w * L->cout;
+        float *yi = y + image * image_floats;
+        const float *res = ep && ep->res ? ep->res + image * image_floats : NULL;
+        for (long f = f0; f < f1; f += 16)
+            xg_pattern_store(L, sums + (f - f0) * V, f, XG_MIN(16, f1 - f), r0, o, yi, res, ep);
     }
 }
 

@@ -24,6 +24,7 @@ from xgen.codegen.cc import find_compiler
 from xgen.codegen.emit import generate
 from xgen.ir import DType, Graph, Op
 from xgen.ir import ops as O
+from xgen.ir.sparsity import PatternStructure, assign_patterns
 
 RNG = np.random.default_rng(11)
 
@@ -58,11 +59,13 @@ def model() -> Graph:
     return g
 
 
-def big_conv(size: int, channels: int, weight_is_input: bool) -> Graph:
+def big_conv(size: int, channels: int, weight_is_input: bool, zeros: str = "") -> Graph:
     """One convolution over the size where its operands are packed in pieces, alone in its model
     so that no bigger scratch request of another node hides an overrun. With a weight computed at
     run time it stays channels first: a direct 1x1 (X packed per K block) or a 3x3 whose im2col
-    goes in chunks of pixels. With a constant weight it runs channels last (xg_conv_nhwc)."""
+    goes in chunks of pixels. With a constant weight it runs channels last (xg_conv_nhwc), or
+    with zeros "pattern" (4-tap patterns, 3 kernels in 4 removed) or "csr" (9 weights in 10
+    zero) on the sparse kernel (pattern.h), whose scratch holds per-thread blocks and sums."""
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (1, channels, 60, 60))
     pad = size // 2
@@ -71,7 +74,13 @@ def big_conv(size: int, channels: int, weight_is_input: bool) -> Graph:
     if weight_is_input:
         w = g.add_input("w", DType.FLOAT32, w_shape)
     else:
-        w = g.constant(RNG.standard_normal(w_shape).astype(np.float32) / 30, "w")
+        data = RNG.standard_normal(w_shape).astype(np.float32) / 30
+        if zeros == "pattern":
+            library = ((0, 1, 3, 4), (1, 3, 4, 5), (4, 5, 7, 8))
+            data *= PatternStructure(library, assign_patterns(data, library, 0.75)).mask()
+        elif zeros == "csr":
+            data[RNG.random(w_shape) < 0.9] = 0.0
+        w = g.constant(data, "w")
     g.outputs = list(g.add_node(Op.CONV, [x, w], attrs))
     return g
 
@@ -185,12 +194,24 @@ def test_the_c_runs_without_openmp(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "channels", "weight_is_input"), [(1, 300, True), (3, 300, True), (3, 520, False)]
-)
+    ("size", "channels", "weight_is_input", "zeros"),
+    [(1, 300, True, ""), (3, 300, True, ""), (3, 520, False, ""), (3, 200, False, "pattern"),
+     (3, 40, False, "csr")],
+)  # fmt: skip
 def test_the_c_stays_in_its_buffers(
-    size: int, channels: int, weight_is_input: bool, tmp_path: Path
+    size: int, channels: int, weight_is_input: bool, zeros: str, tmp_path: Path
 ) -> None:
     """Under AddressSanitizer the harness's arena is xgen_arena_bytes (+64): a kernel writing
     past the scratch its lowering reserved stops the program."""
+    g = big_conv(size, channels, weight_is_input, zeros)
+    if zeros:  # the sparse kernel, with a pattern (4 taps) or a weight (1) an entry
+        source = generate(passes.optimize(copy.deepcopy(g))).source
+        assert f".taps = {4 if zeros == 'pattern' else 1}" in source
     compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
-    build_and_run(tmp_path, compiler, [], big_conv(size, channels, weight_is_input))
+    build_and_run(tmp_path, compiler, [], g)
+
+
+@pytest.mark.skipif(not (shutil.which(CROSS) and shutil.which(QEMU)), reason=f"needs {CROSS}")
+def test_neon_path_runs_the_sparse_kernel_under_qemu(tmp_path: Path) -> None:
+    g = big_conv(3, 40, weight_is_input=False, zeros="pattern")
+    build_and_run(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU], g)

@@ -24,10 +24,11 @@ from xgen.ir.sparsity import decode_metadata as decode_sparsity_metadata
 
 PATTERN_TAPS = 4  # taps a pattern keeps: the kernel sums 4 per kept kernel
 PATTERN_SLOTS = 16  # XG_PATTERN_SLOTS: the largest library the kernel takes
-# The latency model: what a kept weight costs in the sparse kernels, in dense multiply-adds.
-# They load an input vector per multiply-add (loads cannot be shared across output channels,
-# whose kernels differ), where the dense kernel reuses each load 7 times from registers; CSR
-# also reads an index per weight. Measured on AVX-512 (BENCHMARKS.md, pruned models section).
+# The latency model: what a kept weight costs in a sparse kernel, in dense multiply-adds. The
+# sparse kernels load an input vector per few multiply-adds (a group's filters share it), where
+# the dense kernel reuses each load 7 times from registers; CSR shares a load among fewer
+# filters. Measured on AVX-512, one layer at a time (BENCHMARKS.md, pruned models): a kept
+# weight of the pattern kernel costs 2 (deep layers) to 4 (64 channels at 224x224) dense ones.
 PATTERN_COST = 2.5
 CSR_COST = 4.0
 
@@ -58,13 +59,14 @@ def find_patterns(graph: Graph) -> None:
 
 def choose_sparse_kernel(weight: np.ndarray) -> SparseKernel | None:
     """The fastest kernel for a [cout, cin, 3, 3] weight by the latency model: PATTERN, CSR,
-    or None for the dense one."""
+    or None for the dense one. (Scattered zeros can have a pattern structure too, when each
+    kernel's few weights fit a pattern with zeros in it, but then CSR usually costs less.)"""
+    costs: dict[SparseKernel | None, float] = {None: weight.size}
     structure = pattern_structure(weight)
-    if structure is not None and structure.kept_weights * PATTERN_COST < weight.size:
-        return SparseKernel.PATTERN
-    if np.count_nonzero(weight) * CSR_COST < weight.size:
-        return SparseKernel.CSR
-    return None
+    if structure is not None:
+        costs[SparseKernel.PATTERN] = structure.kept_weights * PATTERN_COST
+    costs[SparseKernel.CSR] = np.count_nonzero(weight) * CSR_COST
+    return min(costs, key=costs.__getitem__)
 
 
 def pattern_structure(weight: np.ndarray) -> PatternStructure | None:

@@ -6,8 +6,8 @@ max pool between stages (28 -> 14 -> 7), global average pooling and one Linear c
 (about 0.20 GFLOPs) an image. Its size is for pruning studies: patterns plus connectivity can
 remove most of the 3x3 weights while keeping accuracy.
 
-``load_pretrained()`` gives the weights trained by ``benchmarks/train_fmnist.py``, stored in
-float16 in ``weights/fmnist_vgg_dense.pt``.
+``load_pretrained()`` gives the weights trained by ``benchmarks/train_fmnist.py`` (8 epochs, seed 0:
+93.71% top-1 on the 10k test images), stored in float16 in ``weights/fmnist_vgg_dense.pt``.
 """
 
 from __future__ import annotations

@@ -14,8 +14,15 @@ from xgen.errors import ModelLoadError
 from xgen.frontend.onnx import import_onnx
 from xgen.ir import Op
 from xgen.ir.ops import SparseKernel
-from xgen.ir.sparsity import METADATA_KEY, REMOVED, PatternStructure, encode_metadata
-from xgen.passes.sparsity import PATTERN_SLOTS, find_patterns, pattern_structure
+from xgen.ir.sparsity import (
+    METADATA_KEY,
+    PATTERN_SLOTS,
+    REMOVED,
+    PatternStructure,
+    encode_metadata,
+    pattern_structure,
+)
+from xgen.passes.sparsity import find_patterns
 
 RNG = np.random.default_rng(3)
 CROSS = (1, 3, 4, 5)  # .x. xxx ...

@@ -14,8 +14,7 @@ import numpy as np
 from xgen.codegen.lower import KernelContext, round_up, scratch_arrays
 from xgen.ir import Node, Value
 from xgen.ir.ops import SparseKernel
-from xgen.ir.sparsity import REMOVED, TAPS
-from xgen.passes.sparsity import pattern_structure
+from xgen.ir.sparsity import REMOVED, TAPS, pattern_structure
 
 PATTERN_V = 4  # XG_PATTERN_V: accumulator vectors of 16 positions per filter
 PATTERN_THREADS = 8  # XG_PATTERN_THREADS: threads with a scratch slice

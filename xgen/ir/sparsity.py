@@ -5,7 +5,8 @@ A pruned Conv weight [cout, cin, 3, 3] keeps, in every kernel (one output-input 
 the taps of one pattern of a small library (each pattern keeps 4 of the 9 taps, tap = 3*ky + kx),
 or no tap at all when connectivity pruning removed the kernel. The structure travels in an ONNX
 file as JSON in metadata_props[METADATA_KEY], keyed by the Conv weight's initializer name; the
-zeros are in the weights too, and the compiler checks one against the other.
+zeros are in the weights too, and the compiler checks one against the other: it finds the
+structure in the weights themselves (pattern_structure).
 
 numpy only: the compiler imports this module, and it must not pull in torch.
 """
@@ -27,6 +28,9 @@ REMOVED = -1  # assignment of a kernel removed by connectivity pruning
 TAPS = 9  # taps of a 3x3 kernel
 FORMAT_VERSION = 1
 _CHUNK = 1 << 14  # kernels scored at a time: bounds the [kernels, candidates] score matrix
+PATTERN_TAPS = 4  # taps a pattern keeps (what the compiler's pattern kernel sums per kernel)
+PATTERN_SLOTS = 16  # the largest library the compiler's pattern kernel takes (XG_PATTERN_SLOTS)
+_TAP_BITS = 1 << np.arange(TAPS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,3 +217,35 @@ def _membership(patterns: Sequence[Sequence[int]]) -> np.ndarray:
     for i, pattern in enumerate(patterns):
         members[i, list(pattern)] = 1.0
     return members
+
+
+def pattern_structure(weight: np.ndarray) -> PatternStructure | None:
+    """The pattern + connectivity structure of a [cout, cin, 3, 3] weight, or None when some
+    kernel keeps more than 4 taps, no kernel is kept or the patterns do not fit PATTERN_SLOTS.
+    A kernel with fewer non-zero taps (a weight that is 0 by chance) takes the first library
+    pattern that covers them."""
+    nonzero = weight.reshape(-1, TAPS) != 0
+    taps = nonzero.sum(axis=1)
+    if taps.max(initial=0) > PATTERN_TAPS or not taps.any():
+        return None
+    bits = nonzero.astype(np.int64) @ _TAP_BITS
+    library = sorted(set(bits[taps == PATTERN_TAPS].tolist()))
+    for partial in np.unique(bits[(taps > 0) & (taps < PATTERN_TAPS)]).tolist():
+        if not any(partial & full == partial for full in library):
+            library.append(_first_cover(partial))
+    if len(library) > PATTERN_SLOTS:
+        return None
+    library.sort()
+    covers = (bits[:, None] & np.array(library)) == bits[:, None]
+    assignment = np.where(taps > 0, np.argmax(covers, axis=1), REMOVED)
+    patterns = tuple(tuple(int(t) for t in np.flatnonzero(m & _TAP_BITS)) for m in library)
+    return PatternStructure(patterns, assignment.reshape(weight.shape[:2]))
+
+
+def _first_cover(bits: int) -> int:
+    """The first 4-tap candidate pattern (in candidate_patterns order) holding the taps bits."""
+    for pattern in candidate_patterns(PATTERN_TAPS):
+        full = int(_TAP_BITS[list(pattern)].sum())
+        if bits & full == bits:
+            return full
+    raise AssertionError(f"no 4-tap pattern covers tap bits {bits:#b}")  # at most 3 taps: one does

@@ -1,10 +1,11 @@
 """Sparsity analysis: finds the 3x3 convolutions whose weights are mostly zeros and marks those a
 sparse kernel (kernels/pattern.h) runs faster than the dense one (ConvAttrs.sparse).
 
-Pattern + connectivity pruning (PatDNN) is read from the weights themselves: every kernel
-(output, input channel pair) is all zero (removed by connectivity pruning) or non-zero on at
-most 4 of its 9 taps, and the tap sets fit a library of at most PATTERN_SLOTS patterns of 4
-taps. Other sparse weights (e.g. pruned weight by weight) can take the generic CSR kernel.
+Pattern + connectivity pruning (PatDNN) is read from the weights themselves
+(xgen.ir.sparsity.pattern_structure): every kernel (output, input channel pair) is all zero
+(removed by connectivity pruning) or non-zero on at most 4 of its 9 taps, and the tap sets fit
+a library of at most 16 patterns of 4 taps. Other sparse weights (e.g. pruned weight by weight)
+can take the generic CSR kernel.
 Structure metadata in the model file (xgen.ir.sparsity.METADATA_KEY, as xgen.compress writes
 it) is checked against the weights, never trusted: a weight that is non-zero where its metadata
 says pruned gets a warning, and the weights decide.
@@ -19,11 +20,9 @@ import numpy as np
 
 from xgen.ir import Graph, Node, Op
 from xgen.ir.ops import SparseKernel
-from xgen.ir.sparsity import METADATA_KEY, REMOVED, TAPS, PatternStructure, candidate_patterns
+from xgen.ir.sparsity import METADATA_KEY, PatternStructure, pattern_structure
 from xgen.ir.sparsity import decode_metadata as decode_sparsity_metadata
 
-PATTERN_TAPS = 4  # taps a pattern keeps: the kernel sums 4 per kept kernel
-PATTERN_SLOTS = 16  # XG_PATTERN_SLOTS: the largest library the kernel takes
 # The latency model: what a kept weight costs in a sparse kernel, in dense multiply-adds. The
 # sparse kernels load an input vector per few multiply-adds (a group's filters share it), where
 # the dense kernel reuses each load 7 times from registers; CSR shares a load among fewer
@@ -31,8 +30,6 @@ PATTERN_SLOTS = 16  # XG_PATTERN_SLOTS: the largest library the kernel takes
 # weight of the pattern kernel costs 2 (deep layers) to 4 (64 channels at 224x224) dense ones.
 PATTERN_COST = 2.5
 CSR_COST = 4.0
-
-_TAP_BITS = 1 << np.arange(TAPS)
 
 
 def find_patterns(graph: Graph) -> None:
@@ -67,38 +64,6 @@ def choose_sparse_kernel(weight: np.ndarray) -> SparseKernel | None:
         costs[SparseKernel.PATTERN] = structure.kept_weights * PATTERN_COST
     costs[SparseKernel.CSR] = np.count_nonzero(weight) * CSR_COST
     return min(costs, key=costs.__getitem__)
-
-
-def pattern_structure(weight: np.ndarray) -> PatternStructure | None:
-    """The pattern + connectivity structure of a [cout, cin, 3, 3] weight, or None when some
-    kernel keeps more than 4 taps, no kernel is kept or the patterns do not fit PATTERN_SLOTS.
-    A kernel with fewer non-zero taps (a weight that is 0 by chance) takes the first library
-    pattern that covers them."""
-    nonzero = weight.reshape(-1, TAPS) != 0
-    taps = nonzero.sum(axis=1)
-    if taps.max(initial=0) > PATTERN_TAPS or not taps.any():
-        return None
-    bits = nonzero.astype(np.int64) @ _TAP_BITS
-    library = sorted(set(bits[taps == PATTERN_TAPS].tolist()))
-    for partial in np.unique(bits[(taps > 0) & (taps < PATTERN_TAPS)]).tolist():
-        if not any(partial & full == partial for full in library):
-            library.append(_first_cover(partial))
-    if len(library) > PATTERN_SLOTS:
-        return None
-    library.sort()
-    covers = (bits[:, None] & np.array(library)) == bits[:, None]
-    assignment = np.where(taps > 0, np.argmax(covers, axis=1), REMOVED)
-    patterns = tuple(tuple(int(t) for t in np.flatnonzero(m & _TAP_BITS)) for m in library)
-    return PatternStructure(patterns, assignment.reshape(weight.shape[:2]))
-
-
-def _first_cover(bits: int) -> int:
-    """The first 4-tap candidate pattern (in candidate_patterns order) holding the taps bits."""
-    for pattern in candidate_patterns(PATTERN_TAPS):
-        full = int(_TAP_BITS[list(pattern)].sum())
-        if bits & full == bits:
-            return full
-    raise AssertionError(f"no 4-tap pattern covers tap bits {bits:#b}")  # at most 3 taps: one does
 
 
 def _sparse_kernel_applies(node: Node) -> bool:

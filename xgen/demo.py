@@ -123,8 +123,8 @@ def fashion_mnist_story() -> int:
           "xgen.compress (patterns + connectivity)")  # fmt: skip
     try:
         images, labels = fashion_mnist.load_fashion_mnist("test")
-        x = (images.astype(np.float32) / 255.0 - fashion_mnist.MEAN) / fashion_mnist.STD
-        rows = {kind: _fashion_row(kind, x[:, None], labels) for kind in ("dense", "pruned")}
+        x = fashion_mnist.normalize(images).numpy()
+        rows = {kind: _fashion_row(kind, x, labels) for kind in ("dense", "pruned")}
     except XgenError as e:  # the dataset's Debian package or a checkpoint is missing
         print(f"skipped: {e}")
         return 1
@@ -141,6 +141,7 @@ def _fashion_row(kind: str, x: np.ndarray, labels: np.ndarray) -> tuple[float, i
     import torch
 
     import xgen
+    from xgen.compress.prune import kept_conv3x3_weights
     from xgen.frontend.torch import export_onnx
     from xgen.zoo.fmnist_vgg import load_pretrained
 
@@ -153,9 +154,7 @@ def _fashion_row(kind: str, x: np.ndarray, labels: np.ndarray) -> tuple[float, i
     session = onnxruntime.InferenceSession(one.SerializeToString())
     xgen_ms = median_ms(lambda: compiled(x[:1]))
     ort_ms = median_ms(lambda: session.run(None, {"x": x[:1]}))
-    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
-    weights = sum(int(torch.count_nonzero(m.weight)) for m in convs if m.kernel_size == (3, 3))
-    return top1, weights, xgen_ms, ort_ms
+    return top1, kept_conv3x3_weights(module), xgen_ms, ort_ms
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import xgen  # noqa: E402
+from xgen.compress.prune import kept_conv3x3_weights  # noqa: E402
 from xgen.data import fashion_mnist  # noqa: E402
 from xgen.zoo import fmnist_vgg  # noqa: E402
 
@@ -30,13 +31,7 @@ def test_set() -> tuple[np.ndarray, np.ndarray]:
         images, labels = fashion_mnist.load_fashion_mnist("test")
     except Exception as e:  # the Debian package is not installed
         pytest.skip(f"Fashion-MNIST: {e}")
-    x = (images.astype(np.float32) / 255.0 - fashion_mnist.MEAN) / fashion_mnist.STD
-    return x[:, None], labels
-
-
-def conv3x3_weights(module: torch.nn.Module) -> int:
-    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
-    return sum(int(torch.count_nonzero(m.weight)) for m in convs if m.kernel_size == (3, 3))
+    return fashion_mnist.normalize(images).numpy(), labels
 
 
 def xgen_top1(module: torch.nn.Module, x: np.ndarray, labels: np.ndarray):
@@ -53,7 +48,7 @@ def xgen_top1(module: torch.nn.Module, x: np.ndarray, labels: np.ndarray):
 def test_pruned_model_keeps_the_dense_accuracy_in_xgen(test_set) -> None:
     x, labels = test_set
     dense, pruned = checkpoint_or_skip("dense"), checkpoint_or_skip("pruned")
-    assert conv3x3_weights(pruned) * 8 <= conv3x3_weights(dense)
+    assert kept_conv3x3_weights(pruned) * 8 <= kept_conv3x3_weights(dense)
     dense_top1, _ = xgen_top1(dense, x, labels)
     pruned_top1, compiled = xgen_top1(pruned, x, labels)
     assert dense_top1 >= 0.93

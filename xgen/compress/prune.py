@@ -27,6 +27,11 @@ def prunable_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
     }
 
 
+def kept_conv3x3_weights(model: nn.Module) -> int:
+    """The non-zero weights of the model's prunable convs."""
+    return sum(int(torch.count_nonzero(conv.weight)) for conv in prunable_convs(model).values())
+
+
 def layer_rates(model: nn.Module, config: PruneConfig) -> dict[str, float]:
     """The connectivity rate of every prunable conv: the default, first_conv_rate for the first
     one (in module order), then the per-layer overrides, each checked against the model."""

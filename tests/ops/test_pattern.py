@@ -26,6 +26,7 @@ CASES = {
     "columns_padded_only": (1, 24, 32, (3, 70), (0, 1, 0, 1), 8, 0.8),
     "deep_7x7": (2, 64, 72, (7, 7), (1, 1, 1, 1), 16, 0.75),
     "wide_plane": (1, 16, 48, (20, 56), (1, 1, 1, 1), 8, 0.7),
+    "skewed_7x7": (1, 24, 40, (7, 7), (1, 1, 1, 1), 8, 0.5),  # filters 0-15: 1 kernel each
 }
 
 # CSR: the same geometry, each weight kept with probability `density`, anywhere
@@ -59,6 +60,9 @@ def all_cases() -> dict[str, tuple]:
         name: (*geometry, pruned_weight(geometry[2], geometry[1], patterns, rate))
         for name, (*geometry, patterns, rate) in CASES.items()
     }
+    # most kept kernels in the last filters: the filter ranges of a small plane, cut where the
+    # kernels divide evenly, are uneven in filters
+    cases["skewed_7x7"][-1][:16, 1:] = 0.0
     for name, (*geometry, density) in CSR_CASES.items():
         cases[name] = (*geometry, unstructured_weight(geometry[2], geometry[1], density))
     return cases

@@ -163,3 +163,22 @@ def test_malformed_metadata_is_a_load_error() -> None:
     w, _ = pruned(24, 16, rate=0.75)
     with pytest.raises(ModelLoadError, match="not valid JSON"):
         marked(conv_model(w, {METADATA_KEY: "{oops"}))
+
+
+@pytest.mark.parametrize(
+    "filters, splits, bounds",
+    [
+        ([0] * 10 + [20] * 90, 2, [0, 16, 32]),  # most entries in the second chunk
+        ([0] * 90 + [20] * 10, 2, [0, 16, 32]),
+        ([20] * 100, 4, [0, 32]),  # all in one chunk of 16 filters: nothing to split
+        (list(range(64)), 4, [0, 16, 32, 48, 64]),
+        (list(range(64)), 1, [0, 64]),
+    ],
+)
+def test_filter_ranges_split_the_entries_in_multiples_of_16(filters, splits, bounds) -> None:
+    from xgen.codegen.lower_pattern import Kept, split_filters
+
+    n = len(filters)
+    kept = Kept(np.array(filters), np.zeros(n, int), np.zeros(n, int), np.zeros((n, 4)),
+                np.zeros((1, 4), np.uint8))  # fmt: skip
+    np.testing.assert_array_equal(split_filters(kept, 64 if n == 64 else 32, splits), bounds)

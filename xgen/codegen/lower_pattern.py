@@ -71,12 +71,13 @@ def csr_kept(weight: np.ndarray) -> Kept:
 
 
 def split_filters(kept: Kept, cout: int, splits: int) -> np.ndarray:
-    """[splits + 1] filter bounds, multiples of 16 where the entries before divide evenly."""
+    """Filter bounds: the multiples of 16 nearest to where the entries before divide evenly;
+    at most splits + 1, fewer where the entries crowd into a few filters."""
     before = np.concatenate([[0], np.cumsum(np.bincount(kept.filters, minlength=cout))])
-    chunks = np.arange(0, cout, 16)
-    cuts = [int(chunks[np.searchsorted(before[chunks], len(kept.filters) * s / splits)])
-            if s else 0 for s in range(splits)]  # fmt: skip
-    return np.unique(np.array([*cuts, cout], np.int32))
+    bounds = np.append(np.arange(0, cout, 16), cout)
+    targets = len(kept.filters) * np.arange(splits) / splits
+    nearest = np.abs(before[bounds][None, :] - targets[:, None]).argmin(axis=1)
+    return np.unique(np.append(bounds[nearest], cout)).astype(np.int32)
 
 
 def group_entries(kept: Kept, cout: int, cin: int, splits: int) -> Entries:

@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 from xgen.errors import ModelLoadError
 from xgen.frontend.onnx import import_onnx
 from xgen.ir import Op
-from xgen.ir.ops import SparseKernel
+from xgen.ir.ops import ConvKernel
 from xgen.ir.sparsity import (
     METADATA_KEY,
     PATTERN_SLOTS,
@@ -99,22 +99,22 @@ def conv_model(
     return model
 
 
-def marked(model: onnx.ModelProto) -> SparseKernel | None:
+def marked(model: onnx.ModelProto) -> ConvKernel | None:
     graph = import_onnx(model)
     find_patterns(graph)
     (conv,) = [n for n in graph.nodes if n.op is Op.CONV]
-    return conv.attrs.sparse
+    return conv.attrs.kernel
 
 
 def test_each_conv_gets_the_kernel_its_zeros_favour() -> None:
     w, structure = pruned(24, 16, rate=0.75)
     assert pattern_structure(w) == structure
-    assert marked(conv_model(w)) is SparseKernel.PATTERN
+    assert marked(conv_model(w)) is ConvKernel.PATTERN
     dense_enough, _ = pruned(24, 16, rate=0.0)  # 4 of 9 taps everywhere: the dense kernel wins
     assert marked(conv_model(dense_enough)) is None
     unstructured = RNG.standard_normal((24, 16, 3, 3)).astype(np.float32)
     unstructured[RNG.random(unstructured.shape) < 0.9] = 0.0  # 10% left, anywhere
-    assert marked(conv_model(unstructured)) is SparseKernel.CSR
+    assert marked(conv_model(unstructured)) is ConvKernel.CSR
     unstructured[RNG.random(unstructured.shape) < 0.5] = 1.0  # half the weights: dense again
     assert marked(conv_model(unstructured)) is None
 
@@ -134,7 +134,7 @@ def test_metadata_that_matches_the_weights_is_quiet() -> None:
     model = conv_model(w, {METADATA_KEY: encode_metadata({"w": structure})})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert marked(model) is SparseKernel.PATTERN
+        assert marked(model) is ConvKernel.PATTERN
 
 
 def test_weights_outside_their_metadata_are_reported_and_win() -> None:
@@ -143,7 +143,7 @@ def test_weights_outside_their_metadata_are_reported_and_win() -> None:
     w[removed[0], removed[1], 1, 1] = 1.0  # a weight in a kernel the metadata says is removed
     model = conv_model(w, {METADATA_KEY: encode_metadata({"w": structure})})
     with pytest.warns(UserWarning, match="'w' has 1 non-zero weights where its"):
-        assert marked(model) is SparseKernel.PATTERN  # the extra weight is a kernel of 1 tap
+        assert marked(model) is ConvKernel.PATTERN  # the extra weight is a kernel of 1 tap
     assert pattern_structure(w).assignment[tuple(removed)] != REMOVED
 
 

@@ -35,8 +35,8 @@ def _cache(tmp_path, monkeypatch):
 
 
 def model() -> Graph:
-    """Conv (as GEMM, and depthwise) with fused epilogues, a linear layer with GELU, batched
-    MatMul and Softmax: every GEMM path and the elementwise kernels, on awkward sizes."""
+    """Conv (direct, Winograd, and depthwise) with fused epilogues, a linear layer with GELU,
+    batched MatMul and Softmax: every GEMM path and the elementwise kernels, on awkward sizes."""
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (2, 5, 13, 11))
     w = g.constant(RNG.standard_normal((24, 5, 3, 3)).astype(np.float32), "w")
@@ -44,12 +44,14 @@ def model() -> Graph:
     conv = O.ConvAttrs(strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
     (y,) = g.add_node(Op.CONV, [x, w, bias], conv)
     (y,) = g.add_node(Op.RELU, [y])
+    w2 = g.constant(RNG.standard_normal((24, 24, 3, 3)).astype(np.float32) / 24, "w2")
+    (y,) = g.add_node(Op.CONV, [y, w2], conv)  # Winograd: 13 x 11 is 4 x 3 tiles, cut
     dw = g.constant(RNG.standard_normal((24, 1, 3, 3)).astype(np.float32), "dw")
     depthwise = O.ConvAttrs(strides=(2, 2), pads=(1, 0, 1, 1), dilations=(1, 1), group=24)
     (y,) = g.add_node(Op.CONV, [y, dw], depthwise)
     (y,) = g.add_node(Op.CLIP, [y], O.ClipAttrs(0.0, 6.0))
     (tokens,) = g.add_node(Op.RESHAPE, [y], O.ShapeAttrs((2, 24, 35)))
-    lin = g.constant(RNG.standard_normal((35, 37)).astype(np.float32) / 6, "lin")
+    lin = g.constant(RNG.standard_normal((35, 37)).astype(np.float32) / 12, "lin")
     (h,) = g.add_node(Op.MATMUL, [tokens, lin], O.MatMulAttrs())
     (h,) = g.add_node(Op.ADD, [h, g.constant(RNG.standard_normal(37).astype(np.float32), "c")])
     (h,) = g.add_node(Op.GELU, [h], O.GeluAttrs(False))
@@ -59,18 +61,22 @@ def model() -> Graph:
     return g
 
 
-def big_conv(size: int, channels: int, weight_is_input: bool, zeros: str = "") -> Graph:
+def big_conv(
+    size: int, channels: int, weight_is_input: bool, zeros: str = "", cout: int = 8
+) -> Graph:
     """One convolution over the size where its operands are packed in pieces, alone in its model
     so that no bigger scratch request of another node hides an overrun. With a weight computed at
     run time it stays channels first: a direct 1x1 (X packed per K block) or a 3x3 whose im2col
-    goes in chunks of pixels. With a constant weight it runs channels last (xg_conv_nhwc), or
-    with zeros "pattern" (4-tap patterns, 3 kernels in 4 removed) or "csr" (9 weights in 10
-    zero) on the sparse kernel (pattern.h), whose scratch holds per-thread blocks and sums."""
+    goes in chunks of pixels. With a constant weight it runs channels last (xg_conv_nhwc, or
+    Winograd for a 3x3 with cout >= 16, whose scratch holds the transformed input and
+    per-thread products), or with zeros "pattern" (4-tap patterns, 3 kernels in 4 removed) or
+    "csr" (9 weights in 10 zero) on the sparse kernel (pattern.h), whose scratch holds
+    per-thread blocks and sums."""
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (1, channels, 60, 60))
     pad = size // 2
     attrs = O.ConvAttrs(strides=(1, 1), pads=(pad,) * 4, dilations=(1, 1), group=1)
-    w_shape = (8, channels, size, size)
+    w_shape = (cout, channels, size, size)
     if weight_is_input:
         w = g.add_input("w", DType.FLOAT32, w_shape)
     else:
@@ -101,7 +107,9 @@ def test_x86_paths(march: str, monkeypatch) -> None:
     monkeypatch.setenv("XGEN_MARCH", march)
     g = model()
     inputs = feeds(g)
-    assert_matches_reference(g, inputs, xgen.compile(g, threads=2).run(inputs))
+    compiled = xgen.compile(g, threads=2)
+    assert "xg_winograd_products(" in compiled.source.split("xgen_run")[-1]
+    assert_matches_reference(g, inputs, compiled.run(inputs))
 
 
 CROSS = "aarch64-linux-gnu-gcc"
@@ -194,19 +202,20 @@ def test_the_c_runs_without_openmp(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "channels", "weight_is_input", "zeros"),
-    [(1, 300, True, ""), (3, 300, True, ""), (3, 520, False, ""), (3, 200, False, "pattern"),
-     (3, 40, False, "csr")],
+    ("size", "channels", "weight_is_input", "zeros", "cout"),
+    [(1, 300, True, "", 8), (3, 300, True, "", 8), (3, 520, False, "", 8),
+     (3, 200, False, "pattern", 8), (3, 40, False, "csr", 8), (3, 40, False, "", 72)],
 )  # fmt: skip
 def test_the_c_stays_in_its_buffers(
-    size: int, channels: int, weight_is_input: bool, zeros: str, tmp_path: Path
+    size: int, channels: int, weight_is_input: bool, zeros: str, cout: int, tmp_path: Path
 ) -> None:
     """Under AddressSanitizer the harness's arena is xgen_arena_bytes (+64): a kernel writing
     past the scratch its lowering reserved stops the program."""
-    g = big_conv(size, channels, weight_is_input, zeros)
+    g = big_conv(size, channels, weight_is_input, zeros, cout)
+    source = generate(passes.optimize(copy.deepcopy(g))).source
     if zeros:  # the sparse kernel, with a pattern (4 taps) or a weight (1) an entry
-        source = generate(passes.optimize(copy.deepcopy(g))).source
         assert f".taps = {4 if zeros == 'pattern' else 1}" in source
+    assert ("xg_winograd_products(" in source.split("xgen_run")[-1]) == (cout == 72)
     compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
     build_and_run(tmp_path, compiler, [], g)
 

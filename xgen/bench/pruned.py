@@ -125,13 +125,13 @@ def _through_csr(onnx_bytes: bytes) -> Graph:
     """The optimised graph with every pattern-pruned conv sent to the CSR kernel instead."""
     from xgen.frontend.onnx import import_onnx
     from xgen.ir import Op
-    from xgen.ir.ops import SparseKernel
+    from xgen.ir.ops import ConvKernel
     from xgen.passes import optimize
 
     graph = optimize(import_onnx(onnx_bytes))
     for node in graph.nodes:
-        if node.op is Op.CONV and node.attrs.sparse is SparseKernel.PATTERN:
-            node.attrs = replace(node.attrs, sparse=SparseKernel.CSR)
+        if node.op is Op.CONV and node.attrs.kernel is ConvKernel.PATTERN:
+            node.attrs = replace(node.attrs, kernel=ConvKernel.CSR)
     return graph
 
 

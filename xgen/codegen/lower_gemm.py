@@ -26,9 +26,11 @@ from xgen.codegen.lower import (
     unsupported,
 )
 from xgen.codegen.lower_pattern import pattern_conv_call
+from xgen.codegen.lower_winograd import winograd_conv_call
 from xgen.ir import Node, Op, Value
 from xgen.ir import ops as O
 from xgen.ir.infer import Shape, broadcast_shapes
+from xgen.ir.ops import ConvKernel
 
 # Must match kernels/gemm.h.
 GEMM_MR = 8  # XG_GEMM_MR: rows of a packed A panel
@@ -136,7 +138,7 @@ def _weight_args(
     return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
-@lowering(Op.CONV, kernels=("conv.h", "conv_nhwc.h", "depthwise.h", "pattern.h"))
+@lowering(Op.CONV, kernels=("conv.h", "conv_nhwc.h", "depthwise.h", "pattern.h", "winograd.h"))
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     if node.attrs.channels_last:
@@ -202,7 +204,9 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
         )
     if node.attrs.group != 1:
         raise unsupported(node, f"channels-last layout with group={node.attrs.group}")
-    if node.attrs.sparse is not None:
+    if node.attrs.kernel is ConvKernel.WINOGRAD:
+        return winograd_conv_call(ctx, node, x, w.data, y, epilogue)
+    if node.attrs.kernel is not None:
         return pattern_conv_call(ctx, node, x, w.data, y, epilogue)
     return _conv_nhwc_call(ctx, node, x, batch, w.data, y, geometry, epilogue)
 

@@ -1,4 +1,4 @@
-"""Lowering of sparse 3x3 convolutions (ConvAttrs.sparse, set by passes/sparsity.py) onto
+"""Lowering of sparse 3x3 convolutions (ConvAttrs.kernel, set by passes/sparsity.py) onto
 kernels/pattern.h, with their weights packed now in its compact form (FKW): the entries grouped
 by (input channel, pattern), each its filter and the weights of the pattern's taps. Pattern
 pruning: an entry is a kept kernel, 4 weights. CSR: an entry is a non-zero weight, its tap one
@@ -13,7 +13,7 @@ import numpy as np
 
 from xgen.codegen.lower import KernelContext, round_up, scratch_arrays
 from xgen.ir import Node, Value
-from xgen.ir.ops import SparseKernel
+from xgen.ir.ops import ConvKernel
 from xgen.ir.sparsity import REMOVED, TAPS, pattern_structure
 
 PATTERN_V = 4  # XG_PATTERN_V: accumulator vectors of 16 positions per filter
@@ -113,17 +113,17 @@ def pattern_conv_call(
     ctx: KernelContext, node: Node, x: Value, w: np.ndarray, y: Value, epilogue: str
 ) -> str:
     """One xg_pattern_conv_nhwc call: x [batch, h, w, cin] and y [batch, out_h, out_w, cout]
-    channels last, w the constant [cout, cin, 3, 3] weight, packed for node.attrs.sparse."""
+    channels last, w the constant [cout, cin, 3, 3] weight, packed for node.attrs.kernel."""
     batch, in_h, in_w, cin = x.shape
     out_h, out_w, cout = y.shape[1:]
     pad_top, pad_left = node.attrs.pads[:2]
     rows = block_rows(cin, out_h, out_w)
-    kept = pattern_kept(w) if node.attrs.sparse is SparseKernel.PATTERN else csr_kept(w)
+    kept = pattern_kept(w) if node.attrs.kernel is ConvKernel.PATTERN else csr_kept(w)
     sparse = group_entries(kept, cout, cin, split_count(cout, batch, out_h, out_w, rows))
     wp = out_w + 2  # xg_pattern_slice_floats:
     slice_floats = cout * PATTERN_V * 16 + cin * (rows + 2) * wp + 16 * PATTERN_V + 2 * wp + 2
     (scratch,) = scratch_arrays(ctx, [PATTERN_THREADS * round_up(slice_floats, 16)])
-    name = f"{node.name} {node.attrs.sparse.value}"
+    name = f"{node.name} {node.attrs.kernel.value}"
     patterns, taps = sparse.pattern_taps.shape
     layer = ",\n        ".join(
         [

@@ -211,11 +211,18 @@ class EpsilonAttrs:
     epsilon: float
 
 
-class SparseKernel(Enum):
-    """The sparse kernels of a 3x3 Conv whose weight is mostly zeros (kernels/pattern.h)."""
+class ConvKernel(Enum):
+    """The kernels that compute a channels-last 3x3 stride-1 Conv faster than the direct one,
+    where they apply: two sparse ones (kernels/pattern.h) for a weight that is mostly zeros,
+    Winograd's minimal filtering (kernels/winograd.h) for a dense one."""
 
     PATTERN = "pattern"  # PatDNN: each kept kernel 4 taps of a pattern library, by run
     CSR = "csr"  # generic: each non-zero weight with its own (channel, tap) index
+    WINOGRAD = "winograd"  # F(4x4, 3x3): 4x fewer multiply-adds, a few times the rounding
+
+
+WINOGRAD_TILE = 4  # F(4x4, 3x3): output pixels per side of a tile
+WINOGRAD_POINTS = (WINOGRAD_TILE + 2) ** 2  # its input tile, and its transform domain: 6 x 6
 
 
 class Activation(Enum):
@@ -252,9 +259,10 @@ class ConvAttrs:
     channels_last (Conv only, set by xgen.passes.layout): the input, output and residual are laid
     out N x spatial x C instead of ONNX's N x C x spatial; the weight keeps ONNX's layout.
 
-    sparse (Conv only, set by xgen.passes.sparsity): the sparse kernel that computes it, when
-    its weight's zeros make one faster than the dense kernel; the weight stays the whole array,
-    with its zeros, and the kernel's compact form is packed from it."""
+    kernel (Conv only): the kernel that computes it when not the direct one. A sparse one
+    (xgen.passes.sparsity) when its weight's zeros make it faster: the weight stays the whole
+    array, with its zeros, and the kernel's compact form is packed from it; Winograd
+    (xgen.passes.winograd) for a dense weight where it pays."""
 
     strides: tuple[int, ...]
     pads: tuple[int, ...]
@@ -263,7 +271,7 @@ class ConvAttrs:
     output_padding: tuple[int, ...] = ()  # ConvTranspose only
     epilogue: Epilogue = Epilogue()  # Conv only
     channels_last: bool = False  # Conv only
-    sparse: SparseKernel | None = None  # Conv only
+    kernel: ConvKernel | None = None  # Conv only
 
 
 @dataclass(frozen=True)

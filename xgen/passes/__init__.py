@@ -17,6 +17,7 @@ from xgen.passes.layout import channels_last
 from xgen.passes.linear import fuse_linear
 from xgen.passes.matmul import fold_transposes_into_matmul
 from xgen.passes.sparsity import find_patterns
+from xgen.passes.winograd import choose_winograd
 
 Pass = Callable[[Graph], None]
 
@@ -25,7 +26,8 @@ Pass = Callable[[Graph], None]
 # only once it ends a Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's
 # elementwise spelling one Gelu, before epilogues fuse into Gemms. The layout is chosen once
 # BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
-# fused Conv keeps its layout).
+# fused Conv keeps its layout). Winograd takes the dense 3x3 convs left, once they are
+# channels last (its only layout).
 PIPELINE: tuple[Pass, ...] = (
     find_patterns,
     fold_batch_norm,
@@ -34,12 +36,17 @@ PIPELINE: tuple[Pass, ...] = (
     channels_last,
     fold_transposes_into_matmul,
     fuse_epilogues,
+    choose_winograd,
 )
 
 
-def optimize(graph: Graph, debug: bool = False) -> Graph:
-    """Run every pass of PIPELINE on graph (in place); returns it."""
+def optimize(graph: Graph, debug: bool = False, winograd: bool = True) -> Graph:
+    """Run the passes of PIPELINE on graph (in place); returns it. winograd=False skips
+    choose_winograd: every dense conv then runs on the direct kernel, whose rounding is
+    smaller."""
     for run_pass in PIPELINE:
+        if run_pass is choose_winograd and not winograd:
+            continue
         run_pass(graph)
         if debug:
             verify(graph, after=run_pass.__name__)

@@ -1,5 +1,5 @@
 """Sparsity analysis: finds the 3x3 convolutions whose weights are mostly zeros and marks those a
-sparse kernel (kernels/pattern.h) runs faster than the dense one (ConvAttrs.sparse).
+sparse kernel (kernels/pattern.h) runs faster than the dense one (ConvAttrs.kernel).
 
 Pattern + connectivity pruning (PatDNN) is read from the weights themselves
 (xgen.ir.sparsity.pattern_structure): every kernel (output, input channel pair) is all zero
@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from xgen.ir import Graph, Node, Op
-from xgen.ir.ops import SparseKernel
+from xgen.ir.ops import ConvKernel
 from xgen.ir.sparsity import METADATA_KEY, PatternStructure, pattern_structure
 from xgen.ir.sparsity import decode_metadata as decode_sparsity_metadata
 
@@ -33,7 +33,7 @@ CSR_COST = 4.0
 
 
 def find_patterns(graph: Graph) -> None:
-    """Set ConvAttrs.sparse on every Conv a sparse kernel runs faster; check the model's
+    """Set ConvAttrs.kernel on every Conv a sparse kernel runs faster; check the model's
     structure metadata, if any, against the weights."""
     declared = _declared(graph)
     for node in graph.nodes:
@@ -45,7 +45,7 @@ def find_patterns(graph: Graph) -> None:
         if _sparse_kernel_applies(node):
             kernel = choose_sparse_kernel(weight.data)
             if kernel is not None:
-                node.attrs = replace(node.attrs, sparse=kernel)
+                node.attrs = replace(node.attrs, kernel=kernel)
     for name in declared:
         warnings.warn(
             f"{METADATA_KEY} metadata describes {name!r}, which is not the weight of a Conv in "
@@ -54,15 +54,15 @@ def find_patterns(graph: Graph) -> None:
         )
 
 
-def choose_sparse_kernel(weight: np.ndarray) -> SparseKernel | None:
+def choose_sparse_kernel(weight: np.ndarray) -> ConvKernel | None:
     """The fastest kernel for a [cout, cin, 3, 3] weight by the latency model: PATTERN, CSR,
     or None for the dense one. (Scattered zeros can have a pattern structure too, when each
     kernel's few weights fit a pattern with zeros in it, but then CSR usually costs less.)"""
-    costs: dict[SparseKernel | None, float] = {None: weight.size}
+    costs: dict[ConvKernel | None, float] = {None: weight.size}
     structure = pattern_structure(weight)
     if structure is not None:
-        costs[SparseKernel.PATTERN] = structure.kept_weights * PATTERN_COST
-    costs[SparseKernel.CSR] = np.count_nonzero(weight) * CSR_COST
+        costs[ConvKernel.PATTERN] = structure.kept_weights * PATTERN_COST
+    costs[ConvKernel.CSR] = np.count_nonzero(weight) * CSR_COST
     return min(costs, key=costs.__getitem__)
 
 

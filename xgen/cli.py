@@ -41,12 +41,25 @@ def _shapes(items: list[tuple[str, tuple[int, ...]]] | None) -> dict[str, tuple[
     return dict(items or [])
 
 
+def _winograd_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-winograd",
+        dest="winograd",
+        action="store_false",
+        help="keep dense 3x3 convs on the direct kernel (smaller rounding errors)",
+    )
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     import xgen
 
     constants = _read_arrays(args.const or [], "--const")
     model = xgen.compile(
-        args.model, _shapes(args.shape), constant_inputs=constants, threads=args.threads
+        args.model,
+        _shapes(args.shape),
+        constant_inputs=constants,
+        threads=args.threads,
+        winograd=args.winograd,
     )
     model.save(args.output)
     print(f"compiled {args.model} -> {args.output}")
@@ -124,7 +137,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if Path(args.model).is_dir():
         model = xgen.load(args.model, threads=args.threads)
     else:
-        model = xgen.compile(args.model, _shapes(args.shape), threads=args.threads)
+        model = xgen.compile(
+            args.model, _shapes(args.shape), threads=args.threads, winograd=args.winograd
+        )
     rng = np.random.default_rng(0)  # random floats; integer inputs (token ids...) are zeros
     feeds = {
         s.name: rng.standard_normal(s.shape).astype(s.dtype.numpy)
@@ -264,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fix an input's value (a shape or axes tensor) when compiling")  # fmt: skip
     p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     p.add_argument("--threads", type=int, default=None, help="threads at run time")
+    _winograd_option(p)
     p.set_defaults(handler=cmd_compile)
 
     p = sub.add_parser("run", help="run a compiled model on .npy inputs")
@@ -284,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=20, help="runs averaged (default 20)")
     p.add_argument("--top", type=int, default=15, help="slowest nodes listed (default 15)")
     p.add_argument("--threads", type=int, default=None, help="threads (default OpenMP's)")
+    _winograd_option(p)
     p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("bench", help="latency of xgen vs onnxruntime, OpenVINO and PyTorch "

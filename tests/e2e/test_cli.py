@@ -175,3 +175,21 @@ def test_compile_with_a_constant_input(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.ones((2, 6), np.float32))
     assert main(["run", out, "--input", str(tmp_path / "x.npy")]) == 0
     assert "y: float32[4, 3]" in capsys.readouterr().out
+
+
+def test_no_winograd_keeps_the_direct_kernel(tmp_path):
+    """A 3x3 conv over 32 channels at 28x28 goes to Winograd unless --no-winograd says not."""
+    rng = np.random.default_rng(2)
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 32, 28, 28])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(rng.standard_normal((32, 32, 3, 3)).astype(np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1] * 4)
+    graph = helper.make_graph([conv], "winograd", [x], [y], [w])
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    for flags, on in (([], True), (["--no-winograd"], False)):
+        out = tmp_path / f"compiled{on}"
+        assert main(["compile", str(path), "-o", str(out), *flags]) == 0
+        (source,) = out.glob("*.c")
+        body = source.read_text().split("xgen_run")[-1]
+        assert ("xg_winograd_conv_nhwc(" in body) == on

@@ -1,7 +1,8 @@
 """Winograd's F(4x4, 3x3) convolution (kernels/winograd.h) against onnxruntime on awkward shapes:
 planes that are not whole 4x4 tiles, channels that are not multiples of 16, output channels
-that end mid-group, padding on some sides only or of 2, more tiles than a GEMM block, batch 2,
-and the fused bias, residual and ReLU; then the pass that chooses it (passes/winograd.py)."""
+that end mid-group, padding on some sides only or of 2, more tiles than a GEMM block or a band,
+batch 2, and the fused bias, residual and ReLU; then the pass that chooses it
+(passes/winograd.py)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ CASES = {
     "three_groups": (1, 16, 130, (10, 22), (1, 1, 1, 1)),
     "many_tiles": (1, 32, 48, (30, 31), (1, 1, 1, 1)),  # 64 tiles: blocks of 28
     "wide_channels": (1, 200, 24, (8, 8), (1, 1, 1, 1)),
+    "two_bands": (1, 250, 16, (52, 50), (1, 1, 1, 1)),  # 169 tiles, 113 a band (BAND_FLOATS)
 }
 
 
@@ -88,7 +90,7 @@ def case_model():
 def test_every_case_runs_on_winograd(case_model) -> None:
     compiled, _, _ = case_model
     body = compiled.source.split("xgen_run")[-1]
-    assert body.count("xg_winograd_products(") == len(CASES)
+    assert body.count("xg_winograd_conv_nhwc(") == len(CASES)
     assert "xg_conv_nhwc(" not in body
 
 

@@ -108,7 +108,7 @@ def test_x86_paths(march: str, monkeypatch) -> None:
     g = model()
     inputs = feeds(g)
     compiled = xgen.compile(g, threads=2)
-    assert "xg_winograd_products(" in compiled.source.split("xgen_run")[-1]
+    assert "xg_winograd_conv_nhwc(" in compiled.source.split("xgen_run")[-1]
     assert_matches_reference(g, inputs, compiled.run(inputs))
 
 
@@ -215,7 +215,7 @@ def test_the_c_stays_in_its_buffers(
     source = generate(passes.optimize(copy.deepcopy(g))).source
     if zeros:  # the sparse kernel, with a pattern (4 taps) or a weight (1) an entry
         assert f".taps = {4 if zeros == 'pattern' else 1}" in source
-    assert ("xg_winograd_products(" in source.split("xgen_run")[-1]) == (cout == 72)
+    assert ("xg_winograd_conv_nhwc(" in source.split("xgen_run")[-1]) == (cout == 72)
     compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
     build_and_run(tmp_path, compiler, [], g)
 

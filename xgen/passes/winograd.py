@@ -17,7 +17,7 @@ from xgen.ir.ops import ConvKernel
 
 # The latency model, in multiply-adds or floats per ns on 2 threads of the AVX-512 machine of
 # BENCHMARKS.md (only the ratios matter). Fit to single layers (benchmarks/bench_winograd.py):
-# 2.1-2.6x faster from 56x56x64 to 28x28x512, 1.0x at 7x7x512.
+# 2.0-2.9x faster from 56x56x64 to 28x28x512, 1.06x at 7x7x512 (its weight then hot in L2).
 DIRECT_MACS_PER_NS = 100.0
 WINOGRAD_MACS_PER_NS = 80.0
 TRANSFORM_FLOATS_PER_NS = 10.0  # transformed inputs written, products read back

@@ -11,9 +11,10 @@
  * few tiles and many channels stay direct (the lowering decides), and some rounding from the
  * transforms' constants (up to 8 and 1/24): errors a few times the direct kernel's.
  *
- * Two phases, separated by a barrier of the team (the lowering's calls):
- *  1. every input tile transformed, 16 channels at a time, into v [36][tiles][cstride] (all
- *     images' tiles in one row space; cstride = cin rounded up to 16, the rest zeros);
+ * The tiles (all images' in one row space) go in bands of `band` tiles, each in two phases
+ * separated by barriers of the team, so that a band's transformed input stays in the caches:
+ *  1. every input tile of the band transformed, 16 channels at a time, into
+ *     v [36][band][cstride] (cstride = cin rounded up to 16, the rest zeros);
  *  2. threads split (output channel group, tile) pairs, group-major: for a block of up to
  *     XG_WINOGRAD_BLOCK tiles, the 36 GEMMs run on conv_nhwc.h's register tiles into a
  *     per-thread buffer m [36][block][group], which the output transform then reads back,
@@ -38,6 +39,7 @@ typedef struct {
     long in_h, in_w, out_h, out_w;
     long pad_top, pad_left;
     long tiles_y, tiles_x; /* tiles per image: the output's sides / 4, rounded up */
+    long band;             /* tiles per band */
     long cstride;          /* floats per transformed input row: cin rounded up to 16 */
     const float *u;        /* transformed weight [36][cout panels][cin][16], the last padded */
 } xg_winograd_layer;
@@ -68,14 +70,16 @@ XG_INLINE void xg_winograd_at(const xg_v16 *m, long stride, xg_v16 *o, long ostr
     o[3 * ostride] = dif12 + 8.0f * dif34 + m[5 * stride];
 }
 
-/* Phase 1: v[xi][t][c] = (B^T d B)[xi] of every tile t, channel c; zeros past cin. */
-static void xg_winograd_input(const float *x, const xg_winograd_layer *L, float *v)
+/* Phase 1: v[xi][t - b0][c] = (B^T d B)[xi] of the tiles t in [b0, b0 + nb), channels c;
+ * zeros past cin. */
+static void xg_winograd_input(const float *x, const xg_winograd_layer *L, long b0, long nb,
+                              float *v)
 {
-    long per_image = L->tiles_y * L->tiles_x, tiles = L->batch * per_image;
-    long cblocks = L->cstride / 16, point_floats = tiles * L->cstride;
-    xg_range share = xg_share(tiles * cblocks, tiles * L->cstride * XG_WINOGRAD_POINTS * 4);
+    long per_image = L->tiles_y * L->tiles_x;
+    long cblocks = L->cstride / 16, point_floats = nb * L->cstride;
+    xg_range share = xg_share(nb * cblocks, nb * L->cstride * XG_WINOGRAD_POINTS * 4);
     for (long i = share.lo; i < share.hi; i++) {
-        long t = i / cblocks, c0 = i % cblocks * 16, n = XG_MIN(16, L->cin - c0);
+        long t = b0 + i / cblocks, c0 = i % cblocks * 16, n = XG_MIN(16, L->cin - c0);
         long image = t / per_image, ty = t % per_image / L->tiles_x, tx = t % L->tiles_x;
         long y0 = ty * 4 - L->pad_top, x0 = tx * 4 - L->pad_left;
         const float *xi = x + image * L->in_h * L->in_w * L->cin + c0;
@@ -90,7 +94,7 @@ static void xg_winograd_input(const float *x, const xg_winograd_layer *L, float 
             }
         for (long c = 0; c < 6; c++) xg_winograd_bt(&d[0][c], 6); /* B^T d */
         for (long r = 0; r < 6; r++) xg_winograd_bt(&d[r][0], 1); /* (B^T d) B */
-        float *vt = v + t * L->cstride + c0;
+        float *vt = v + (t - b0) * L->cstride + c0;
         for (long p = 0; p < XG_WINOGRAD_POINTS; p++)
             *(xg_v16 *)(vt + p * point_floats) = d[p / 6][p % 6];
     }
@@ -137,15 +141,16 @@ static void xg_winograd_output(const float *m, long block, long t0, long nt, lon
     }
 }
 
-/* The 36 GEMMs of a block of tiles [t0, t0 + nt) for output panels [p0, p0 + np) into m. */
-static void xg_winograd_gemms(const float *v, long tiles, const xg_winograd_layer *L, long t0,
+/* The 36 GEMMs of the band's tiles [t0, t0 + nt) (of nb) for output panels [p0, p0 + np)
+ * into m. */
+static void xg_winograd_gemms(const float *v, long nb, const xg_winograd_layer *L, long t0,
                               long nt, long p0, long np, float *m)
 {
     enum { MR = XG_CONV_NHWC_MR, NP = XG_CONV_NHWC_NP, GROUP = XG_WINOGRAD_GROUP };
     long panels = (L->cout + NP - 1) / NP, panel_floats = L->cin * NP;
     const float *rows[MR];
     for (long p = 0; p < XG_WINOGRAD_POINTS; p++) {
-        const float *vp = v + (p * tiles + t0) * L->cstride;
+        const float *vp = v + (p * nb + t0) * L->cstride;
         const float *w = L->u + (p * panels + p0) * panel_floats;
         float *mp = m + p * XG_WINOGRAD_BLOCK * GROUP;
         for (long r0 = 0; r0 < nt; r0 += MR) {
@@ -170,28 +175,46 @@ static void xg_winograd_gemms(const float *v, long tiles, const xg_winograd_laye
     }
 }
 
-/* Phase 2: y [batch][out_h][out_w][cout] = epilogue(conv(x)) from v, phase 1's transformed
- * input; scratch holds XG_WINOGRAD_THREADS buffers of 36 * BLOCK * GROUP floats. */
+/* Phase 2: the output tiles [b0, b0 + nb) from v, phase 1's transformed input; m holds
+ * 36 * BLOCK * GROUP floats, or NULL on a thread left out. */
 static void xg_winograd_products(const float *v, float *y, const xg_winograd_layer *L,
-                                 const xg_epilogue *ep, float *scratch)
+                                 const xg_epilogue *ep, long b0, long nb, float *m)
 {
     enum { NP = XG_CONV_NHWC_NP, PANELS = XG_CONV_NHWC_PANELS, BLOCK = XG_WINOGRAD_BLOCK };
-    long tiles = L->batch * L->tiles_y * L->tiles_x, panels = (L->cout + NP - 1) / NP;
-    long groups = (panels + PANELS - 1) / PANELS, pairs = groups * tiles;
+    long panels = (L->cout + NP - 1) / NP, groups = (panels + PANELS - 1) / PANELS;
+    long pairs = groups * nb;
     long team = XG_MIN(xg_team_size(), XG_WINOGRAD_THREADS), rank = xg_team_rank();
     if (pairs * L->cstride * XG_WINOGRAD_GROUP * XG_WINOGRAD_POINTS < XG_PARALLEL_MIN) team = 1;
     if (rank >= team) return;
-    float *m = scratch + rank * (long)XG_WINOGRAD_POINTS * BLOCK * XG_WINOGRAD_GROUP;
     /* The thread's (group, tile) pairs, group-major, in blocks that stay within a group. */
     long at = pairs * rank / team, end = pairs * (rank + 1) / team;
     while (at < end) {
-        long group = at / tiles, t0 = at % tiles;
-        long nt = XG_MIN(XG_MIN(BLOCK, tiles - t0), end - at);
+        long group = at / nb, t0 = at % nb;
+        long nt = XG_MIN(XG_MIN(BLOCK, nb - t0), end - at);
         long p0 = group * PANELS, np = XG_MIN(PANELS, panels - p0);
-        xg_winograd_gemms(v, tiles, L, t0, nt, p0, np, m);
+        xg_winograd_gemms(v, nb, L, t0, nt, p0, np, m);
         long o0 = p0 * NP, n = XG_MIN(np * NP, L->cout - o0);
-        xg_winograd_output(m, BLOCK, t0, nt, o0, n, L, y, ep);
+        xg_winograd_output(m, BLOCK, b0 + t0, nt, o0, n, L, y, ep);
         at += nt;
+    }
+}
+
+/* y [batch][out_h][out_w][cout] = epilogue(conv(x)), x [batch][in_h][in_w][cin]; v holds
+ * 36 * band * cstride floats, scratch XG_WINOGRAD_THREADS buffers of 36 * BLOCK * GROUP.
+ * The phases of a band read what the other threads wrote: barriers between them (the team
+ * calls this as it calls every kernel, all threads with the same arguments). */
+static void xg_winograd_conv_nhwc(const float *x, float *y, const xg_winograd_layer *L,
+                                  const xg_epilogue *ep, float *v, float *scratch)
+{
+    long tiles = L->batch * L->tiles_y * L->tiles_x;
+    float *m = scratch + XG_MIN(xg_team_rank(), XG_WINOGRAD_THREADS - 1) *
+                             (long)XG_WINOGRAD_POINTS * XG_WINOGRAD_BLOCK * XG_WINOGRAD_GROUP;
+    for (long b0 = 0; b0 < tiles; b0 += L->band) {
+        long nb = XG_MIN(L->band, tiles - b0);
+        if (b0 > 0) xg_barrier(); /* every thread is done with the last band's v */
+        xg_winograd_input(x, L, b0, nb, v);
+        xg_barrier();
+        xg_winograd_products(v, y, L, ep, b0, nb, m);
     }
 }
 

@@ -16,6 +16,7 @@ import xgen
 from xgen.frontend.onnx import import_onnx
 from xgen.ir import Op
 from xgen.ir.ops import ConvKernel
+from xgen.ir.sparsity import PatternStructure, assign_patterns, candidate_patterns
 from xgen.passes import optimize, winograd
 
 RNG = np.random.default_rng(11)
@@ -143,3 +144,17 @@ def test_sparse_kernels_come_first() -> None:
     weight[:, :, [0, 0, 2, 2], [0, 2, 0, 2]] = 0  # 5 of 9 taps kept: no pattern, but
     weight[:, 8:] = 0  # 7 kernels in 8 removed: CSR beats dense
     assert chosen(64, 64, 56, weight=weight) is ConvKernel.CSR
+
+
+def test_winograd_against_the_sparse_kernels() -> None:
+    """Scattered zeros, 1 weight in 10 kept: CSR costs 0.4 of the direct kernel, Winograd less
+    at 56x56x64 (measured: VGG-16 so pruned runs 87 ms on CSR, 77 dense on Winograd)."""
+    weight = RNG.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    weight[RNG.random(weight.shape) < 0.9] = 0
+    assert chosen(64, 64, 56, weight=weight) is ConvKernel.WINOGRAD
+    assert chosen(64, 64, 56, weight=weight, winograd=False) is ConvKernel.CSR
+    # 4 taps of 9 in 8 patterns, 3 kernels in 4 removed: 1 in 9 kept, the pattern kernel stays
+    library = candidate_patterns()[:8]
+    weight = RNG.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    weight *= PatternStructure(library, assign_patterns(weight, library, 0.75)).mask()
+    assert chosen(64, 64, 56, weight=weight) is ConvKernel.PATTERN

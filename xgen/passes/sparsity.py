@@ -58,12 +58,19 @@ def choose_sparse_kernel(weight: np.ndarray) -> ConvKernel | None:
     """The fastest kernel for a [cout, cin, 3, 3] weight by the latency model: PATTERN, CSR,
     or None for the dense one. (Scattered zeros can have a pattern structure too, when each
     kernel's few weights fit a pattern with zeros in it, but then CSR usually costs less.)"""
+    costs = kernel_costs(weight)
+    return min(costs, key=costs.__getitem__)
+
+
+def kernel_costs(weight: np.ndarray) -> dict[ConvKernel | None, float]:
+    """What each kernel costs on a [cout, cin, 3, 3] weight, in the direct dense kernel's
+    multiply-adds: None (that kernel), CSR, and PATTERN where the weight has the structure."""
     costs: dict[ConvKernel | None, float] = {None: weight.size}
     structure = pattern_structure(weight)
     if structure is not None:
         costs[ConvKernel.PATTERN] = structure.kept_weights * PATTERN_COST
     costs[ConvKernel.CSR] = np.count_nonzero(weight) * CSR_COST
-    return min(costs, key=costs.__getitem__)
+    return costs
 
 
 def _sparse_kernel_applies(node: Node) -> bool:

@@ -54,6 +54,58 @@ def make_model(
     return model
 
 
+def conv_branches_model(
+    cases: Mapping[str, tuple], rng: np.random.Generator
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """One model, a branch per case (name: batch, cin, cout, (h, w), ONNX pads, a [cout, cin,
+    3, 3] weight) so that one compile covers them all: output `name` = relu(conv(x) + b + res)
+    with random x, b and res, or a bare conv(x) for the cases without padding."""
+    nodes, inputs, outputs, inits, feeds = [], [], [], [], {}
+
+    def graph_input(name: str, shape: tuple[int, ...]) -> None:
+        feeds[name] = rng.standard_normal(shape).astype(np.float32)
+        inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape))
+
+    for name, (batch, cin, cout, (h, w), pads, weight) in cases.items():
+        graph_input(f"{name}_x", (batch, cin, h, w))
+        inits.append(numpy_helper.from_array(weight, f"{name}_w"))
+        conv_inputs, conv = [f"{name}_x", f"{name}_w"], f"{name}_c"
+        fused = any(pads)
+        if fused:
+            bias = rng.standard_normal(cout).astype(np.float32)
+            inits.append(numpy_helper.from_array(bias, f"{name}_b"))
+            conv_inputs.append(f"{name}_b")
+        nodes.append(helper.make_node("Conv", conv_inputs, [conv], kernel_shape=[3, 3], pads=pads))
+        if fused:
+            out_h, out_w = h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2
+            graph_input(f"{name}_res", (batch, cout, out_h, out_w))
+            nodes += [
+                helper.make_node("Add", [conv, f"{name}_res"], [f"{name}_sum"]),
+                helper.make_node("Relu", [f"{name}_sum"], [name]),
+            ]
+        else:
+            nodes.append(helper.make_node("Identity", [conv], [name]))
+        outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "convs", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model, feeds
+
+
+def run_threads_deterministic(
+    compiled: Any, feeds: Mapping[str, np.ndarray], threads: int
+) -> dict[str, np.ndarray]:
+    """compiled's outputs on `threads` threads, checked bit-identical to one thread's: kernels
+    sum every output on one thread in one order, whatever the split."""
+    compiled.threads = threads
+    result = compiled.run(feeds)
+    compiled.threads = 1
+    alone = compiled.run(feeds)
+    for name, value in result.items():
+        np.testing.assert_array_equal(value, alone[name], err_msg=name)
+    return result
+
+
 def run_onnxruntime(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

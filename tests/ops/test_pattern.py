@@ -5,10 +5,8 @@ mid-vector, padding on some sides only, batch 2, and the fused bias, residual an
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from harness import OPSET, run_onnxruntime
-from onnx import helper, numpy_helper
+from harness import conv_branches_model, run_onnxruntime, run_threads_deterministic
 
 import xgen
 from xgen.ir.sparsity import PatternStructure, assign_patterns, candidate_patterns
@@ -68,51 +66,9 @@ def all_cases() -> dict[str, tuple]:
     return cases
 
 
-def conv_model(relu_residual: bool = True) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """One model, a branch per case: y = relu(conv(x) + b + res) (or a bare conv(x) for the
-    cases without padding), so that one compile covers them all."""
-    nodes, inputs, outputs, inits, feeds = [], [], [], [], {}
-    for name, (batch, cin, cout, (h, w), pads, weight) in all_cases().items():
-        x = f"{name}_x"
-        feeds[x] = RNG.standard_normal((batch, cin, h, w)).astype(np.float32)
-        inputs.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, feeds[x].shape))
-        inits.append(numpy_helper.from_array(weight, f"{name}_w"))
-        conv_inputs = [x, f"{name}_w"]
-        out_h, out_w = h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2
-        fused = relu_residual and any(pads)
-        if fused:
-            inits.append(
-                numpy_helper.from_array(RNG.standard_normal(cout).astype(np.float32), f"{name}_b")
-            )
-            conv_inputs.append(f"{name}_b")
-        nodes.append(
-            helper.make_node(
-                "Conv", conv_inputs, [f"{name}_c"], kernel_shape=[3, 3], pads=list(pads)
-            )
-        )
-        y = f"{name}_c"
-        if fused:
-            res = f"{name}_res"
-            feeds[res] = RNG.standard_normal((batch, cout, out_h, out_w)).astype(np.float32)
-            inputs.append(
-                helper.make_tensor_value_info(res, onnx.TensorProto.FLOAT, feeds[res].shape)
-            )
-            nodes += [
-                helper.make_node("Add", [y, res], [f"{name}_sum"]),
-                helper.make_node("Relu", [f"{name}_sum"], [name]),
-            ]
-        else:
-            nodes.append(helper.make_node("Identity", [y], [name]))
-        outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    graph = helper.make_graph(nodes, "patterns", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    return model, feeds
-
-
 @pytest.fixture(scope="module")
 def case_model():
-    model, feeds = conv_model()
+    model, feeds = conv_branches_model(all_cases(), RNG)
     expected = run_onnxruntime(model, feeds)
     return xgen.compile(model), feeds, dict(zip([*CASES, *CSR_CASES], expected, strict=True))
 
@@ -120,15 +76,9 @@ def case_model():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_pattern_convs_match_onnxruntime(case_model, threads: int) -> None:
     compiled, feeds, expected = case_model
-    compiled.threads = threads
-    result = compiled.run(feeds)
+    result = run_threads_deterministic(compiled, feeds, threads)
     for name, want in expected.items():
         np.testing.assert_allclose(result[name], want, **TOL, err_msg=name)
-    if threads > 1:  # every output is summed by one thread in one order, whatever the split
-        compiled.threads = 1
-        alone = compiled.run(feeds)
-        for name in expected:
-            np.testing.assert_array_equal(result[name], alone[name], err_msg=name)
 
 
 def test_sparse_kernels_run_every_case(case_model) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from harness import OPSET, run_onnxruntime
+from harness import OPSET, conv_branches_model, run_onnxruntime, run_threads_deterministic
 from onnx import helper, numpy_helper
 
 import xgen
@@ -39,48 +39,15 @@ CASES = {
 }
 
 
-def conv_model() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """One model, a branch per case: y = relu(conv(x) + b + res) (a bare conv(x) for the cases
-    without padding), so that one compile covers them all."""
-    nodes, inputs, outputs, inits, feeds = [], [], [], [], {}
-    for name, (batch, cin, cout, (h, w), pads) in CASES.items():
-        x = f"{name}_x"
-        feeds[x] = RNG.standard_normal((batch, cin, h, w)).astype(np.float32)
-        inputs.append(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, feeds[x].shape))
-        weight = RNG.standard_normal((cout, cin, 3, 3)).astype(np.float32)
-        inits.append(numpy_helper.from_array(weight, f"{name}_w"))
-        conv_inputs = [x, f"{name}_w"]
-        fused = any(pads)
-        if fused:
-            bias = RNG.standard_normal(cout).astype(np.float32)
-            inits.append(numpy_helper.from_array(bias, f"{name}_b"))
-            conv_inputs.append(f"{name}_b")
-        conv = helper.make_node("Conv", conv_inputs, [f"{name}_c"], kernel_shape=[3, 3], pads=pads)
-        nodes.append(conv)
-        if fused:
-            out_h, out_w = h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2
-            res = f"{name}_res"
-            feeds[res] = RNG.standard_normal((batch, cout, out_h, out_w)).astype(np.float32)
-            inputs.append(
-                helper.make_tensor_value_info(res, onnx.TensorProto.FLOAT, feeds[res].shape)
-            )
-            nodes += [
-                helper.make_node("Add", [f"{name}_c", res], [f"{name}_sum"]),
-                helper.make_node("Relu", [f"{name}_sum"], [name]),
-            ]
-        else:
-            nodes.append(helper.make_node("Identity", [f"{name}_c"], [name]))
-        outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    graph = helper.make_graph(nodes, "winograd", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    return model, feeds
-
-
 @pytest.fixture(scope="module")
 def case_model():
     """Every case on Winograd, whatever the latency model says of such small layers."""
-    model, feeds = conv_model()
+    weights = {
+        name: RNG.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+        for name, (_, cin, cout, *_) in CASES.items()
+    }
+    cases = {name: (*geometry, weights[name]) for name, geometry in CASES.items()}
+    model, feeds = conv_branches_model(cases, RNG)
     expected = run_onnxruntime(model, feeds)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(winograd, "winograd_pays", lambda node: True)
@@ -98,16 +65,10 @@ def test_every_case_runs_on_winograd(case_model) -> None:
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_winograd_matches_onnxruntime(case_model, threads: int) -> None:
     compiled, feeds, expected = case_model
-    compiled.threads = threads
-    result = compiled.run(feeds)
+    result = run_threads_deterministic(compiled, feeds, threads)
     for name, want in expected.items():
         error = np.abs(result[name] - want).max() / np.abs(want).max()
         assert error < RELATIVE_TO_MAX, f"{name}: error {error:.2e} of the output's magnitude"
-    if threads > 1:  # every output is summed by one thread in one order, whatever the split
-        compiled.threads = 1
-        alone = compiled.run(feeds)
-        for name in expected:
-            np.testing.assert_array_equal(result[name], alone[name], err_msg=name)
 
 
 # ---- the choice -----------------------------------------------------------------------------

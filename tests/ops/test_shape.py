@@ -444,6 +444,10 @@ PAD_CASES = {
     "1d": ((6,), (2, 3)),
     "negative_crop": ((4, 6), (-1, 2, 1, -2)),
     "5d": ((1, 2, 3, 2, 4), (0, 1, 0, 1, 2, 0, 0, 1, 1, 1)),
+    # inner dims left alone (merged into the padded one's rows when constant): a channels-last
+    # stem's input padded along x; a crop and a pad before two untouched dims
+    "channels_last_x": ((1, 5, 7, 3), (0, 0, 0, 0, 0, 0, 1, 0)),
+    "crop_then_inner": ((2, 5, 2, 3), (1, -1, 0, 0, 0, 2, 0, 0)),
 }
 
 

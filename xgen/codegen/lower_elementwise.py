@@ -312,11 +312,25 @@ def lower_pad(ctx: KernelContext, node: Node) -> str:
     start = [max(-p, 0) for p in a.pads[:rank]]
     size = [n - s - max(-e, 0) for n, s, e in zip(x.shape, start, a.pads[rank:], strict=True)]
     begin = [max(p, 0) for p in a.pads[:rank]]
+    shape, out_shape = list(x.shape), list(out.shape)
+    # Constant padding of [..., W, C] along W only is padding of [..., W * C]: rows of W * C
+    # floats, not of C (the stems' input padded along x, C = 3, is 3x faster so).
+    while (
+        a.mode is O.PadMode.CONSTANT
+        and len(shape) > 1
+        and shape[-1] == size[-1] == out_shape[-1]  # neither padded nor cropped
+    ):
+        n = shape.pop()
+        out_shape.pop()
+        start.pop(), size.pop(), begin.pop()
+        shape[-1], out_shape[-1], start[-1], size[-1], begin[-1] = (
+            v * n for v in (shape[-1], out_shape[-1], start[-1], size[-1], begin[-1])
+        )
     value = np.array(a.value).astype(x.dtype.numpy)
     fill = f"&({x.dtype.c_type}){{{_c_scalar(value, x.dtype)}}}"
     return (
         f"xg_pad((const char *){ctx.ptr(x)}, (char *){ctx.ptr(out)}, {fill}, {x.dtype.itemsize},"
-        f" {rank}, {c_ints(x.shape)}, {c_ints(start)}, {c_ints(size)}, {c_ints(out.shape)},"
+        f" {len(shape)}, {c_ints(shape)}, {c_ints(start)}, {c_ints(size)}, {c_ints(out_shape)},"
         f" {c_ints(begin)}, {_PAD_MODES[a.mode]});"
     )
 

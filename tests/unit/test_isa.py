@@ -20,11 +20,13 @@ import pytest
 
 import xgen
 from xgen import passes, reference
+from xgen.codegen import lower_gemm
 from xgen.codegen.cc import find_compiler
 from xgen.codegen.emit import generate
 from xgen.ir import DType, Graph, Op
 from xgen.ir import ops as O
 from xgen.ir.sparsity import PatternStructure, assign_patterns
+from xgen.passes import expand_depthwise
 
 RNG = np.random.default_rng(11)
 
@@ -224,3 +226,26 @@ def test_the_c_stays_in_its_buffers(
 def test_neon_path_runs_the_sparse_kernel_under_qemu(tmp_path: Path) -> None:
     g = big_conv(3, 40, weight_is_input=False, zeros="pattern")
     build_and_run(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU], g)
+
+
+@pytest.mark.parametrize("buffer_floats", [1, 1 << 17])  # bands of 1 row, and of 8
+def test_the_fused_expansion_stays_in_its_buffers(
+    buffer_floats: int, tmp_path: Path, monkeypatch
+) -> None:
+    """A 1x1 expansion fused into a stride-2 depthwise conv (expand_depthwise.h) under
+    AddressSanitizer: its per-thread band buffers hold exactly the rows a band reads."""
+    monkeypatch.setattr(expand_depthwise, "MIN_EXPANDED_BYTES", 0)
+    monkeypatch.setattr(lower_gemm, "EXPAND_BUFFER_FLOATS", buffer_floats)
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (1, 12, 33, 31))
+    w = g.constant(RNG.standard_normal((40, 12, 1, 1)).astype(np.float32), "w")
+    one = O.ConvAttrs(strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1)
+    (h,) = g.add_node(Op.CONV, [x, w], one)
+    (h,) = g.add_node(Op.CLIP, [h], O.ClipAttrs(0.0, 6.0))
+    dw = g.constant(RNG.standard_normal((40, 1, 5, 5)).astype(np.float32), "dw")
+    depthwise = O.ConvAttrs(strides=(2, 2), pads=(2, 2, 2, 2), dilations=(1, 1), group=40)
+    g.outputs = list(g.add_node(Op.CONV, [h, dw], depthwise))
+    source = generate(passes.optimize(copy.deepcopy(g))).source
+    assert "xg_expand_depthwise_nhwc(" in source.split("xgen_run")[-1]
+    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
+    build_and_run(tmp_path, compiler, [], g)

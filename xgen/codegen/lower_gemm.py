@@ -81,8 +81,18 @@ def epilogue_arg(
     ctx: KernelContext, node: Node, row_bias: str = "NULL", col_bias: str = "NULL"
 ) -> str:
     """The `const xg_epilogue *` argument: NULL, or a compound literal of the parts present."""
-    epilogue: O.Epilogue = node.attrs.epilogue
     _, residual = O.split_epilogue_inputs(node.inputs, node.attrs)
+    return epilogue_literal(ctx, node.attrs.epilogue, residual, row_bias, col_bias)
+
+
+def epilogue_literal(
+    ctx: KernelContext,
+    epilogue: O.Epilogue,
+    residual: Value | None,
+    row_bias: str = "NULL",
+    col_bias: str = "NULL",
+) -> str:
+    """epilogue_arg of an epilogue and the residual (or None) it adds."""
     fields = {"row_bias": row_bias, "col_bias": col_bias, "res": ptr_or_null(ctx, residual)}
     parts = [f".{name} = {value}" for name, value in fields.items() if value != "NULL"]
     if epilogue.activation is O.Activation.RELU:
@@ -138,7 +148,17 @@ def _weight_args(
     return f"{ctx.add_weight(packed, f'{node.name} packed weight')}, NULL, {packed_stride}"
 
 
-@lowering(Op.CONV, kernels=("conv.h", "conv_nhwc.h", "depthwise.h", "pattern.h", "winograd.h"))
+@lowering(
+    Op.CONV,
+    kernels=(
+        "conv.h",
+        "conv_nhwc.h",
+        "depthwise.h",
+        "pattern.h",
+        "winograd.h",
+        "expand_depthwise.h",
+    ),
+)
 def lower_conv(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     if node.attrs.channels_last:
@@ -190,11 +210,13 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
     x, w = inputs[:2]
     if w.data is None:
         raise unsupported(node, "channels-last layout with a weight computed at run time")
+    y = node.outputs[0]
+    geometry = _geometry3(node, x.shape[1:-1], y.shape[1:-1])
+    if node.attrs.expand is not None:
+        return _expand_depthwise_call(ctx, node, geometry)
     bias = ptr_or_null(ctx, inputs[2] if len(inputs) == 3 else None)
     epilogue = epilogue_arg(ctx, node, col_bias=bias)
-    y = node.outputs[0]
     batch, cin, cout = x.shape[0], x.shape[-1], y.shape[-1]
-    geometry = _geometry3(node, x.shape[1:-1], y.shape[1:-1])
     taps = prod(w.shape[2:])
     if node.attrs.group == cin == cout:
         by_tap = ctx.add_weight(w.data.reshape(cin, taps).T.astype(np.float32), f"{node.name} taps")
@@ -209,6 +231,39 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
     if node.attrs.kernel is not None:
         return pattern_conv_call(ctx, node, x, w.data, y, epilogue)
     return _conv_nhwc_call(ctx, node, x, batch, w.data, y, geometry, epilogue)
+
+
+# A thread's buffer of expanded rows (kernels/expand_depthwise.h): up to 512 KiB, in a 1 MiB
+# L2 beside the weights; bands of output rows as tall as it allows.
+EXPAND_BUFFER_FLOATS = 128 * 1024
+EXPAND_THREADS = 8  # XG_EXPAND_DW_THREADS
+
+
+def _expand_depthwise_call(ctx: KernelContext, node: Node, geometry: str) -> str:
+    """A depthwise conv that computes its input's 1x1 expansion too (ConvAttrs.expand)."""
+    own, residual = O.split_epilogue_inputs(node.inputs, node.attrs)
+    x, w, bias, w_expand, bias_expand = own
+    y, a = node.outputs[0], node.attrs
+    batch, height, width, cin = x.shape
+    cexp, (kh, kw) = w.shape[0], w.shape[2:]
+    if len(x.shape) != 4:
+        raise unsupported(node, "an expanding depthwise conv of rank other than 2")
+    # the input rows of `band` output rows: (band - 1) * stride + the window's reach
+    reach = (kh - 1) * a.dilations[0] + 1
+    row_floats = width * cexp
+    band = max(1, (EXPAND_BUFFER_FLOATS // row_floats - reach) // a.strides[0] + 1)
+    band = min(band, y.shape[1])
+    buffer_floats = round_up(((band - 1) * a.strides[0] + reach) * row_floats, 16)
+    (scratch,) = scratch_arrays(ctx, [EXPAND_THREADS * buffer_floats])
+    epilogue = epilogue_literal(ctx, a.epilogue, residual, col_bias=ctx.ptr(bias))
+    expand_epilogue = epilogue_literal(ctx, a.expand, None, col_bias=ctx.ptr(bias_expand))
+    packed = ctx.add_weight(pack_conv_nhwc(w_expand.data), f"{node.name} packed expand weight")
+    by_tap = ctx.add_weight(w.data.reshape(cexp, kh * kw).T.astype(np.float32), f"{node.name} taps")
+    return (
+        f"xg_expand_depthwise_nhwc({ctx.ptr(x)}, {packed}, {expand_epilogue}, {by_tap},\n"
+        f"    {ctx.ptr(y)}, {batch}, {cin}, {cexp}, {geometry},\n"
+        f"    {epilogue}, {band}, {buffer_floats}, {scratch});"
+    )
 
 
 def _conv_nhwc_call(

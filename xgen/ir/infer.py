@@ -22,7 +22,7 @@ ARITY: dict[Op, tuple[int, int]] = {
     **{op: (2, 2) for op in O.BINARY_OPS},
     Op.WHERE: (3, 3),
     Op.BATCH_NORM: (5, 5),
-    Op.CONV: (2, 4),  # x, w, bias, then the epilogue's residual
+    Op.CONV: (2, 6),  # x, w, bias, [w_expand, bias_expand], then the epilogue's residual
     Op.CONV_TRANSPOSE: (2, 3),
     Op.GEMM: (2, 4),
     Op.MATMUL: (2, 2),
@@ -113,8 +113,9 @@ def _where(node: Node) -> list[TensorType]:
 def _with_epilogue(node: Node, out: TensorType) -> list[TensorType]:
     """out, after checking the arity without the residual and the residual's type."""
     inputs, residual = O.split_epilogue_inputs(node.inputs, node.attrs)
-    if len(inputs) > 3:
-        raise ShapeError(f"{len(inputs)} inputs besides the residual (at most 3)")
+    arity = 5 if getattr(node.attrs, "expand", None) is not None else 3
+    if len(inputs) > arity:
+        raise ShapeError(f"{len(inputs)} inputs besides the residual (at most {arity})")
     if residual is not None and residual.type != out:
         raise ShapeError(f"residual {residual.type} differs from the output {out}")
     return [out]
@@ -123,6 +124,11 @@ def _with_epilogue(node: Node, out: TensorType) -> list[TensorType]:
 def _conv(node: Node) -> list[TensorType]:
     x, w = node.inputs[0].shape, node.inputs[1].shape
     a = node.attrs
+    if a.expand is not None:  # x expands to w_expand's output channels first
+        w_expand = node.inputs[3].shape
+        if not a.channels_last or x[-1] != w_expand[1]:
+            raise ShapeError(f"input {x} does not fit the expanding 1x1 weight {w_expand}")
+        x = (*x[:-1], w_expand[0])
     if len(x) != len(w) or split_layout(x, a.channels_last)[1] != w[1] * a.group:
         layout = " (channels last)" if a.channels_last else ""
         raise ShapeError(

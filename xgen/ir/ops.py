@@ -262,7 +262,11 @@ class ConvAttrs:
     kernel (Conv only): the kernel that computes it when not the direct one. A sparse one
     (xgen.passes.sparsity) when its weight's zeros make it faster: the weight stays the whole
     array, with its zeros, and the kernel's compact form is packed from it; Winograd
-    (xgen.passes.winograd) for a dense weight where it pays."""
+    (xgen.passes.winograd) for a dense weight where it pays.
+
+    expand (depthwise channels-last Conv only, set by xgen.passes.expand_depthwise): the Conv
+    also computes its own input, a 1x1 convolution expanding channels with this epilogue (an
+    activation): its inputs are then x, w, bias, w_expand, bias_expand (then the residual)."""
 
     strides: tuple[int, ...]
     pads: tuple[int, ...]
@@ -272,6 +276,7 @@ class ConvAttrs:
     epilogue: Epilogue = Epilogue()  # Conv only
     channels_last: bool = False  # Conv only
     kernel: ConvKernel | None = None  # Conv only
+    expand: Epilogue | None = None  # depthwise Conv only
 
 
 @dataclass(frozen=True)

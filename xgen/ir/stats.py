@@ -27,7 +27,11 @@ class GraphStats:
 def node_flops(node: Node) -> int:
     out = node.outputs[0]
     if node.op is Op.CONV:
-        return 2 * out.type.size * prod(node.inputs[1].shape[1:])
+        flops = 2 * out.type.size * prod(node.inputs[1].shape[1:])
+        if node.attrs.expand is not None:  # and its 1x1 expansion: input pixels x cin x cexp
+            x, w_expand = node.inputs[0].type, node.inputs[3].shape
+            flops += 2 * x.size * w_expand[0]
+        return flops
     if node.op is Op.CONV_TRANSPOSE:
         return 2 * node.inputs[0].type.size * prod(node.inputs[1].shape[1:])
     if node.op is Op.MATMUL:

@@ -100,6 +100,11 @@ def _out_spatial(node: Node) -> tuple[int, ...]:
 def conv(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     a = node.attrs
     (x, w, *bias), residual = split_epilogue_inputs(arrays, a)
+    if a.expand is not None:  # x [N, C, ...] first goes through its 1x1 expansion
+        w_expand, bias_expand = bias[1:]
+        bias = bias[:1]
+        expanded = np.einsum("oc,nc...->no...", w_expand.reshape(w_expand.shape[:2]), x)
+        x = _apply_epilogue(expanded + bias_expand.reshape(-1, *[1] * (x.ndim - 2)), a.expand, None)
     n, c = x.shape[:2]
     m, g = w.shape[0], a.group
     out_spatial = _out_spatial(node)

@@ -90,12 +90,16 @@ XG_INLINE void xg_conv_nhwc_store(int np, xg_v16 acc[][XG_CONV_NHWC_PANELS], flo
         lo += ep->lo;
         hi += ep->hi;
     }
+    /* v and residual live across the loops: gcc's AddressSanitizer otherwise reports a
+     * use after scope of v (whose address the store takes) when the tile is inlined in a loop
+     * of tiles (expand_depthwise.h), a false positive. */
+    xg_v16 v, residual;
     for (long r = 0; r < nrows; r++) {
         float *yr = y + (row0 + r) * cout + o0;
         for (int j = 0; j < np; j++) {
             long nj = n - j * NP;
             if (nj <= 0) break;
-            xg_v16 v = acc[r][j] + bias[j], residual;
+            v = acc[r][j] + bias[j];
             if (res) {
                 xg_v16_load(&residual, res + (row0 + r) * cout + o0 + j * NP, nj);
                 v += residual;

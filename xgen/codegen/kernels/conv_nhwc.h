@@ -164,6 +164,28 @@ XG_CONV_NHWC_TILE(4)
 #endif
 #undef XG_CONV_NHWC_TILE
 
+/* The instance for np (1 to PANELS) panels. */
+XG_INLINE void xg_conv_nhwc_tile_np(int np, long taps, long cin, const float *const *a,
+                                    const float *w, long panel_floats, float *y, long cout,
+                                    long row0, long nrows, long o0, const xg_epilogue *ep)
+{
+    switch (np) {
+#if XG_CONV_NHWC_PANELS == 4
+    case 4:
+        xg_conv_nhwc_tile_4(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
+        break;
+    case 3:
+        xg_conv_nhwc_tile_3(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
+        break;
+    case 2:
+        xg_conv_nhwc_tile_2(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
+        break;
+#endif
+    default:
+        xg_conv_nhwc_tile_1(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
+    }
+}
+
 /* rows[t * MR + r] for the pixels [p0, p0 + MR) of one image x: the input row each tap reads,
  * zeros where the tap is in the padding or the pixel is past the last one. Bounds are checked
  * per dim, not per tap: for a 7x7 kernel over 3 channels, this is a fair part of the work.
@@ -243,21 +265,8 @@ static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, 
         }
         long o0 = group * PANELS * NP, nrows = XG_MIN(MR, npix - p0), row0 = image * npix + p0;
         const float *w = wp + group * PANELS * panel_floats;
-        switch (XG_MIN(PANELS, panels - group * PANELS)) {
-#if XG_CONV_NHWC_PANELS == 4
-        case 4:
-            xg_conv_nhwc_tile_4(runs, run, rows, w, panel_floats, y, cout, row0, nrows, o0, ep);
-            break;
-        case 3:
-            xg_conv_nhwc_tile_3(runs, run, rows, w, panel_floats, y, cout, row0, nrows, o0, ep);
-            break;
-        case 2:
-            xg_conv_nhwc_tile_2(runs, run, rows, w, panel_floats, y, cout, row0, nrows, o0, ep);
-            break;
-#endif
-        default:
-            xg_conv_nhwc_tile_1(runs, run, rows, w, panel_floats, y, cout, row0, nrows, o0, ep);
-        }
+        xg_conv_nhwc_tile_np(XG_MIN(PANELS, panels - group * PANELS), runs, run, rows, w,
+                             panel_floats, y, cout, row0, nrows, o0, ep);
     }
 }
 

@@ -37,21 +37,8 @@ static void xg_expand_rows(const float *x, long cin, long cexp, long width, long
         for (long g = 0; g < groups; g++) {
             const float *w = wp + g * PANELS * panel_floats;
             long o0 = g * PANELS * NP;
-            switch (XG_MIN(PANELS, panels - g * PANELS)) {
-#if XG_CONV_NHWC_PANELS == 4
-            case 4:
-                xg_conv_nhwc_tile_4(1, cin, rows, w, panel_floats, e, cexp, p - p0, nrows, o0, ep);
-                break;
-            case 3:
-                xg_conv_nhwc_tile_3(1, cin, rows, w, panel_floats, e, cexp, p - p0, nrows, o0, ep);
-                break;
-            case 2:
-                xg_conv_nhwc_tile_2(1, cin, rows, w, panel_floats, e, cexp, p - p0, nrows, o0, ep);
-                break;
-#endif
-            default:
-                xg_conv_nhwc_tile_1(1, cin, rows, w, panel_floats, e, cexp, p - p0, nrows, o0, ep);
-            }
+            xg_conv_nhwc_tile_np(XG_MIN(PANELS, panels - g * PANELS), 1, cin, rows, w,
+                                 panel_floats, e, cexp, p - p0, nrows, o0, ep);
         }
     }
 }

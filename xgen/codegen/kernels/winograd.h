@@ -156,21 +156,8 @@ static void xg_winograd_gemms(const float *v, long nb, const xg_winograd_layer *
         for (long r0 = 0; r0 < nt; r0 += MR) {
             long nrows = XG_MIN(MR, nt - r0);
             for (long r = 0; r < MR; r++) rows[r] = vp + XG_MIN(r0 + r, nt - 1) * L->cstride;
-            switch (np) {
-#if XG_CONV_NHWC_PANELS == 4
-            case 4:
-                xg_conv_nhwc_tile_4(1, L->cin, rows, w, panel_floats, mp, GROUP, r0, nrows, 0, NULL);
-                break;
-            case 3:
-                xg_conv_nhwc_tile_3(1, L->cin, rows, w, panel_floats, mp, GROUP, r0, nrows, 0, NULL);
-                break;
-            case 2:
-                xg_conv_nhwc_tile_2(1, L->cin, rows, w, panel_floats, mp, GROUP, r0, nrows, 0, NULL);
-                break;
-#endif
-            default:
-                xg_conv_nhwc_tile_1(1, L->cin, rows, w, panel_floats, mp, GROUP, r0, nrows, 0, NULL);
-            }
+            xg_conv_nhwc_tile_np(np, 1, L->cin, rows, w, panel_floats, mp, GROUP, r0, nrows, 0,
+                                 NULL);
         }
     }
 }

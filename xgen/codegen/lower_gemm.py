@@ -244,10 +244,8 @@ def _expand_depthwise_call(ctx: KernelContext, node: Node, geometry: str) -> str
     own, residual = O.split_epilogue_inputs(node.inputs, node.attrs)
     x, w, bias, w_expand, bias_expand = own
     y, a = node.outputs[0], node.attrs
-    batch, height, width, cin = x.shape
+    batch, _, width, cin = x.shape  # 2-D only: passes/expand_depthwise.py fuses no other
     cexp, (kh, kw) = w.shape[0], w.shape[2:]
-    if len(x.shape) != 4:
-        raise unsupported(node, "an expanding depthwise conv of rank other than 2")
     # the input rows of `band` output rows: (band - 1) * stride + the window's reach
     reach = (kh - 1) * a.dilations[0] + 1
     row_floats = width * cexp

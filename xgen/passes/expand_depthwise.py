@@ -27,6 +27,7 @@ def fuse_expand_depthwise(graph: Graph) -> None:
         big = expand.outputs[0].type.nbytes >= MIN_EXPANDED_BYTES
         if big and depthwise is not None and _takes_expansion(depthwise, expand):
             _fuse(graph, expand, depthwise)
+            users = graph.consumers()
 
 
 def _expands(node: Node) -> bool:
@@ -35,7 +36,6 @@ def _expands(node: Node) -> bool:
     return (
         a.channels_last
         and a.kernel is None
-        and w.data is not None
         and set(w.shape[2:]) == {1}
         and len(w.shape) == 4
         and a.group == 1

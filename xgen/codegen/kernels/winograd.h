@@ -163,7 +163,7 @@ static void xg_winograd_gemms(const float *v, long nb, const xg_winograd_layer *
 }
 
 /* Phase 2: the output tiles [b0, b0 + nb) from v, phase 1's transformed input; m holds
- * 36 * BLOCK * GROUP floats, or NULL on a thread left out. */
+ * 36 * BLOCK * GROUP floats, the thread's own. */
 static void xg_winograd_products(const float *v, float *y, const xg_winograd_layer *L,
                                  const xg_epilogue *ep, long b0, long nb, float *m)
 {

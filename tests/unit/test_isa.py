@@ -23,7 +23,7 @@ from xgen import passes, reference
 from xgen.codegen import lower_gemm
 from xgen.codegen.cc import find_compiler
 from xgen.codegen.emit import generate
-from xgen.ir import DType, Graph, Op
+from xgen.ir import DType, Graph, Op, Value
 from xgen.ir import ops as O
 from xgen.ir.sparsity import PatternStructure, assign_patterns
 from xgen.passes import expand_depthwise
@@ -59,8 +59,18 @@ def model() -> Graph:
     (h,) = g.add_node(Op.GELU, [h], O.GeluAttrs(False))
     (ht,) = g.add_node(Op.TRANSPOSE, [h], O.TransposeAttrs((0, 2, 1)))
     (scores,) = g.add_node(Op.MATMUL, [h, ht], O.MatMulAttrs())  # batched, both operands computed
-    g.outputs = [g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(2))[0], y]
+    g.outputs = [g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(2))[0], y, attention(g, h, ht)]
     return g
+
+
+def attention(g: Graph, h: Value, ht: Value) -> Value:
+    """softmax(h @ h^T * scale + mask) @ h, batched: one fused Attention (attention.h)."""
+    (scores,) = g.add_node(Op.MATMUL, [h, ht], O.MatMulAttrs())
+    (scores,) = g.add_node(Op.MUL, [scores, g.constant(np.float32(0.3), "scale")])
+    mask = g.constant(np.where(RNG.random((24, 24)) < 0.3, -1e4, 0).astype(np.float32), "mask")
+    (scores,) = g.add_node(Op.ADD, [scores, mask])
+    (p,) = g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(2))
+    return g.add_node(Op.MATMUL, [p, h], O.MatMulAttrs())[0]
 
 
 def big_conv(
@@ -110,7 +120,8 @@ def test_x86_paths(march: str, monkeypatch) -> None:
     g = model()
     inputs = feeds(g)
     compiled = xgen.compile(g, threads=2)
-    assert "xg_winograd_conv_nhwc(" in compiled.source.split("xgen_run")[-1]
+    body = compiled.source.split("xgen_run")[-1]
+    assert "xg_winograd_conv_nhwc(" in body and "xg_attention(" in body
     assert_matches_reference(g, inputs, compiled.run(inputs))
 
 
@@ -247,5 +258,21 @@ def test_the_fused_expansion_stays_in_its_buffers(
     g.outputs = list(g.add_node(Op.CONV, [h, dw], depthwise))
     source = generate(passes.optimize(copy.deepcopy(g))).source
     assert "xg_expand_depthwise_nhwc(" in source.split("xgen_run")[-1]
+    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
+    build_and_run(tmp_path, compiler, [], g)
+
+
+def test_the_fused_attention_stays_in_its_buffers(tmp_path: Path) -> None:
+    """Attention (attention.h) under AddressSanitizer, keys and head dims that end mid vector:
+    each thread's scratch slice holds exactly its packed K and V and a block's rows."""
+    g = Graph()
+    q = g.add_input("q", DType.FLOAT32, (2, 37, 3, 24))  # [batch, query, head, feature]
+    kv = g.add_input("kv", DType.FLOAT32, (2, 3, 24, 53))  # K^T: [batch, head, feature, key]
+    (scores,) = g.add_node(Op.MATMUL, [q, kv], O.MatMulAttrs(a_perm=(0, 2, 1, 3)))
+    (p,) = g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(3))
+    (y,) = g.add_node(Op.MATMUL, [p, kv], O.MatMulAttrs(b_perm=(0, 1, 3, 2)))  # V = K
+    g.outputs = list(g.add_node(Op.TRANSPOSE, [y], O.TransposeAttrs((0, 2, 1, 3))))
+    source = generate(passes.optimize(copy.deepcopy(g))).source
+    assert "xg_attention(" in source.split("xgen_run")[-1]
     compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
     build_and_run(tmp_path, compiler, [], g)

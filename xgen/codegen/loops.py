@@ -36,6 +36,16 @@ def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+def transposed_view(
+    shape: Sequence[int], perm: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(shape, element strides) of transpose(x, perm) read in place from a dense x of `shape`;
+    an empty perm reads x as it is."""
+    strides = contiguous_strides(shape)
+    order = perm or range(len(shape))
+    return tuple(shape[i] for i in order), tuple(strides[i] for i in order)
+
+
 def broadcast_strides(shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...]:
     """Strides reading a tensor of `shape` broadcast (numpy rules) to `out_shape`."""
     pad = len(out_shape) - len(shape)

@@ -12,7 +12,7 @@ from math import prod
 
 import numpy as np
 
-from xgen.codegen.loops import contiguous_strides
+from xgen.codegen.loops import transposed_view
 from xgen.codegen.lower import (
     BETWEEN_PASSES,
     KernelContext,
@@ -467,12 +467,11 @@ def _matmul_views(node: Node) -> tuple[tuple[Shape, Shape], tuple[Shape, Shape]]
     """(shape, element strides) of MatMul's A and B as it reads them: through its perms, 1-D
     operands promoted to matrices as numpy does (a new dim of stride 0)."""
     attrs: O.MatMulAttrs = node.attrs
-    views = []
-    for x, perm in zip(node.inputs, (attrs.a_perm, attrs.b_perm), strict=True):
-        strides = contiguous_strides(x.shape)
-        order = perm or tuple(range(len(x.shape)))
-        views.append((tuple(x.shape[i] for i in order), tuple(strides[i] for i in order)))
-    (a_shape, a_strides), (b_shape, b_strides) = views
+    a, b = node.inputs
+    (a_shape, a_strides), (b_shape, b_strides) = (
+        transposed_view(a.shape, attrs.a_perm),
+        transposed_view(b.shape, attrs.b_perm),
+    )
     if len(a_shape) == 1:
         a_shape, a_strides = (1, *a_shape), (0, *a_strides)
     if len(b_shape) == 1:

@@ -26,6 +26,7 @@ ARITY: dict[Op, tuple[int, int]] = {
     Op.CONV_TRANSPOSE: (2, 3),
     Op.GEMM: (2, 4),
     Op.MATMUL: (2, 2),
+    Op.ATTENTION: (3, 4),  # q, k, v, [mask]
     Op.LAYER_NORM: (2, 3),
     Op.INSTANCE_NORM: (3, 3),
     Op.CONCAT: (1, 1 << 30),
@@ -197,6 +198,30 @@ def _matmul(node: Node) -> list[TensorType]:
     return [TensorType(node.inputs[0].dtype, matmul_shape(*matmul_operand_shapes(node)))]
 
 
+def attention_operand_shapes(node: Node) -> tuple[Shape, Shape, Shape]:
+    """The shapes of an Attention's Q [..., Sq, D], K [..., Sk, D] and V [..., Sk, Dv] as it
+    reads them, through its attrs' perms."""
+    a: O.AttentionAttrs = node.attrs
+    return tuple(
+        tuple(x.shape[i] for i in perm) if perm else x.shape
+        for x, perm in zip(node.inputs[:3], (a.q_perm, a.k_perm, a.v_perm), strict=True)
+    )
+
+
+def _attention(node: Node) -> list[TensorType]:
+    q, k, v = attention_operand_shapes(node)
+    if min(len(q), len(k), len(v)) < 2 or q[-1] != k[-1] or k[-2] != v[-2]:
+        raise ShapeError(f"Q {q}, K {k} and V {v} do not chain as Q @ K^T @ V")
+    batch = broadcast_shapes(q[:-2], k[:-2], v[:-2])
+    result = (*batch, q[-2], v[-1])
+    if node.attrs.masked:
+        scores = (*batch, q[-2], k[-2])
+        if broadcast_shapes(node.inputs[3].shape, scores) != scores:
+            raise ShapeError(f"mask {node.inputs[3].shape} does not broadcast to {scores}")
+    perm = node.attrs.out_perm or range(len(result))
+    return [TensorType(node.inputs[0].dtype, tuple(result[i] for i in perm))]
+
+
 def _reduce(node: Node) -> list[TensorType]:
     x = node.inputs[0]
     a = node.attrs
@@ -323,6 +348,7 @@ _RULES: dict[Op, Callable[[Node], list[TensorType]]] = {
     Op.CONV_TRANSPOSE: _conv_transpose,
     Op.GEMM: _gemm,
     Op.MATMUL: _matmul,
+    Op.ATTENTION: _attention,
     Op.LAYER_NORM: _same,
     Op.INSTANCE_NORM: _same,
     Op.SOFTMAX: _same,

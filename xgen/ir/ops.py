@@ -96,6 +96,7 @@ class Op(Enum):
     ARG_MIN = "ArgMin"
     MAX_POOL = "MaxPool"
     AVERAGE_POOL = "AveragePool"
+    ATTENTION = "Attention"  # fused by xgen.passes.attention, never imported
     # one-to-many
     EXPAND = "Expand"
     TILE = "Tile"
@@ -159,6 +160,7 @@ _MAPPING: dict[Op, MappingType] = {
             Op.LOG_SOFTMAX,
             Op.ARG_MAX,
             Op.ARG_MIN,
+            Op.ATTENTION,
         }
     },  # fmt: skip
     Op.EXPAND: MappingType.ONE_TO_MANY,
@@ -308,6 +310,24 @@ class MatMulAttrs:
 
 
 @dataclass(frozen=True)
+class AttentionAttrs:
+    """Scaled dot-product attention, softmax(scale * Q @ K^T + mask) @ V, of inputs q, k, v and
+    an optional additive mask (set by passes/attention.py, which fuses the MatMul, scaling, mask
+    Add, Softmax and MatMul that spell it). Each operand is read through a perm as MatMulAttrs'
+    are: Q = transpose(q, q_perm) is [..., Sq, D], K likewise [..., Sk, D] (not transposed),
+    V [..., Sk, Dv], whose batch dims broadcast together as a MatMul's do (K and V shared by
+    heads); the mask broadcasts to [..., Sq, Sk]. The output
+    is transpose(result, out_perm) of the [..., Sq, Dv] result. Empty perms are identities."""
+
+    scale: float
+    q_perm: tuple[int, ...] = ()
+    k_perm: tuple[int, ...] = ()
+    v_perm: tuple[int, ...] = ()
+    out_perm: tuple[int, ...] = ()
+    masked: bool = False
+
+
+@dataclass(frozen=True)
 class LayerNormAttrs:
     axis: int  # normalise over dims [axis, rank)
     epsilon: float
@@ -451,6 +471,7 @@ ATTRS_TYPES: dict[Op, type] = {
     Op.CONV_TRANSPOSE: ConvAttrs,
     Op.GEMM: GemmAttrs,
     Op.MATMUL: MatMulAttrs,
+    Op.ATTENTION: AttentionAttrs,
     Op.LAYER_NORM: LayerNormAttrs,
     Op.SOFTMAX: AxisAttrs,
     Op.LOG_SOFTMAX: AxisAttrs,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from math import prod
 
 from xgen.ir.graph import Graph, Node
-from xgen.ir.infer import matmul_operand_shapes
+from xgen.ir.infer import attention_operand_shapes, matmul_operand_shapes
 from xgen.ir.ops import POOL_OPS, REDUCE_OPS, MappingType, Op
 
 
@@ -36,6 +36,10 @@ def node_flops(node: Node) -> int:
         return 2 * node.inputs[0].type.size * prod(node.inputs[1].shape[1:])
     if node.op is Op.MATMUL:
         return 2 * out.type.size * matmul_operand_shapes(node)[0][-1]
+    if node.op is Op.ATTENTION:  # Q @ K^T and P @ V, then the softmax per score
+        q, k, v = attention_operand_shapes(node)
+        scores = prod(q[:-1]) * k[-2]
+        return 2 * scores * (q[-1] + v[-1]) + scores
     if node.op is Op.GEMM:
         a = node.inputs[0].shape
         return 2 * out.type.size * (a[0] if node.attrs.trans_a else a[1])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from xgen.ir import Graph
 from xgen.ir.verify import verify
+from xgen.passes.attention import fuse_attention
 from xgen.passes.epilogue import fuse_epilogues
 from xgen.passes.expand_depthwise import fuse_expand_depthwise
 from xgen.passes.fold_batch_norm import fold_batch_norm
@@ -27,7 +28,8 @@ Pass = Callable[[Graph], None]
 # only once it ends a Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's
 # elementwise spelling one Gelu, before epilogues fuse into Gemms. The layout is chosen once
 # BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
-# fused Conv keeps its layout). Winograd takes the dense 3x3 convs left, once they are
+# fused Conv keeps its layout). Attention fuses once the Transposes splitting heads are perms
+# of its MatMuls. Winograd takes the dense 3x3 convs left, once they are
 # channels last (its only layout). Last, a 1x1 conv that expands channels fuses, epilogue and
 # all, into the depthwise conv reading it.
 PIPELINE: tuple[Pass, ...] = (
@@ -37,6 +39,7 @@ PIPELINE: tuple[Pass, ...] = (
     fuse_linear,
     channels_last,
     fold_transposes_into_matmul,
+    fuse_attention,
     fuse_epilogues,
     choose_winograd,
     fuse_expand_depthwise,

@@ -15,6 +15,7 @@ from xgen.ir import Node, Op
 from xgen.ir.infer import split_layout
 from xgen.ir.ops import (
     Activation,
+    AttentionAttrs,
     CoordinateTransform,
     Epilogue,
     NearestMode,
@@ -161,6 +162,21 @@ def matmul(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     perms = (node.attrs.a_perm, node.attrs.b_perm)
     a, b = (x.transpose(p) if p else x for x, p in zip(arrays, perms, strict=True))
     return [np.matmul(a, b)]
+
+
+@kernel(Op.ATTENTION)
+def attention(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    a: AttentionAttrs = node.attrs
+    perms = (a.q_perm, a.k_perm, a.v_perm)
+    q, k, v = (
+        (x.transpose(p) if p else x).astype(np.float64) for x, p in zip(arrays, perms, strict=False)
+    )
+    scores = a.scale * np.matmul(q, np.swapaxes(k, -1, -2))
+    if a.masked:
+        scores = scores + arrays[3]
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    y = np.matmul(e / e.sum(axis=-1, keepdims=True), v)
+    return [y.transpose(a.out_perm) if a.out_perm else y]
 
 
 @kernel(Op.MAX_POOL)

@@ -1,0 +1,74 @@
+"""Lowering of the fused Attention (ops.AttentionAttrs) onto kernels/attention.h."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xgen.codegen.loops import broadcast_strides, contiguous_strides, transposed_view
+from xgen.codegen.lower import (
+    KernelContext,
+    c_float,
+    c_ints,
+    check_dtypes,
+    lowering,
+    round_up,
+    scratch_arrays,
+)
+from xgen.ir import Node, Op
+from xgen.ir import ops as O
+from xgen.ir.infer import broadcast_shapes
+
+# Must match kernels/attention.h and conv_nhwc.h.
+ATTENTION_THREADS = 8  # XG_ATTENTION_THREADS: threads with a scratch slice
+ATTENTION_MAX_ROWS = 8  # XG_ATTENTION_MAX_ROWS: query rows in a block, at most
+PANEL = 16  # XG_CONV_NHWC_NP: columns of a packed panel
+
+
+def thread_floats(sk: int, d: int, dv: int) -> int:
+    """One thread's scratch slice: K^T and V packed, a block's scores and probabilities, and its
+    output rows."""
+    skp, dvp = round_up(sk, PANEL), round_up(dv, PANEL)
+    return round_up(skp * d + dvp * sk + ATTENTION_MAX_ROWS * (2 * skp + dv), PANEL)
+
+
+def _batch_heads(shape: Sequence[int], strides: Sequence[int], batch: Sequence[int]) -> list[int]:
+    """Strides [batch, head, row, column] of a matrix operand with batch dims `shape[:-2]` read
+    broadcast to `batch` (at most two dims): 0 along a dim it lacks or has as 1."""
+    lead = len(batch) - (len(shape) - 2)
+    own = [0] * lead + [s if n != 1 else 0 for n, s in zip(shape[:-2], strides[:-2], strict=True)]
+    return [0] * (2 - len(batch)) + own + list(strides[-2:])
+
+
+@lowering(Op.ATTENTION, kernels=("attention.h",))
+def lower_attention(ctx: KernelContext, node: Node) -> str:
+    check_dtypes(node)
+    a: O.AttentionAttrs = node.attrs
+    q, k, v = node.inputs[:3]
+    y = node.outputs[0]
+    perms = (a.q_perm, a.k_perm, a.v_perm)
+    views = [transposed_view(x.shape, perm) for x, perm in zip((q, k, v), perms, strict=True)]
+    (q_shape, _), (k_shape, _), (v_shape, _) = views
+    (sq, d), sk, dv = q_shape[-2:], k_shape[-2], v_shape[-1]
+    batch = broadcast_shapes(q_shape[:-2], k_shape[:-2], v_shape[:-2])
+    q_strides, k_strides, v_strides = (_batch_heads(*view, batch) for view in views)
+    # the result [*batch, sq, dv] is stored transposed: its dim i is y's out_perm.index(i)
+    stored = contiguous_strides(y.shape)
+    order = list(a.out_perm or range(len(y.shape)))
+    result_strides = [stored[order.index(i)] for i in range(len(y.shape))]
+    y_strides = _batch_heads((*batch, sq, dv), result_strides, batch)
+    mask, mask_strides = "NULL", "NULL"
+    if a.masked:
+        scores = (*batch, sq, sk)
+        mask = ctx.ptr(node.inputs[3])
+        mask_strides = c_ints(
+            _batch_heads(scores, broadcast_strides(node.inputs[3].shape, scores), batch)
+        )
+    slice_floats = thread_floats(sk, d, dv)
+    (scratch,) = scratch_arrays(ctx, [ATTENTION_THREADS * slice_floats])
+    outer, heads = ([1, 1] + list(batch))[-2:]
+    return (
+        f"xg_attention({outer}, {heads}, {sq}, {sk}, {d}, {dv}, {c_float(a.scale)},\n"
+        f"    {ctx.ptr(q)}, {c_ints(q_strides)}, {ctx.ptr(k)}, {c_ints(k_strides)},\n"
+        f"    {ctx.ptr(v)}, {c_ints(v_strides)}, {mask}, {mask_strides},\n"
+        f"    {ctx.ptr(y)}, {c_ints(y_strides)}, {scratch}, {slice_floats});"
+    )

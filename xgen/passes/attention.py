@@ -1,0 +1,140 @@
+"""Fuse scaled dot-product attention into one Attention node.
+
+Exporters spell the attention of every head as MatMul(Q, K^T), a Mul or Div by a constant (the
+scale), an Add of the mask, a Softmax over the last axis, MatMul(., V) and a Transpose that puts
+the heads back side by side. Unfused, the scores [..., Sq, Sk] are written and read again by
+four kernels; the Attention kernel (kernels/attention.h) keeps a few query rows' scores in L1
+from the first product through the softmax to the second. Runs after
+fold_transposes_into_matmul, so the Transposes that split the heads are already perms of the
+MatMuls, and become the Attention's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xgen.ir import DType, Graph, Node, Op, Value
+from xgen.ir.ops import AttentionAttrs
+from xgen.passes.rewrite import sole_consumer
+
+MAX_RANK = 4  # [batch, heads, sequence, features]: the kernel's two batch dims
+
+
+@dataclass
+class _Scores:
+    """The part of the chain before the Softmax: scale * (Q @ K^T) [+ mask]."""
+
+    product: Node  # the MatMul Q @ K^T
+    scale: float
+    mask: Value | None
+    nodes: list[Node]  # the product, then the scaling and the mask Add where present
+
+
+def fuse_attention(graph: Graph) -> None:
+    for softmax in [n for n in graph.nodes if n.op is Op.SOFTMAX]:
+        _fuse(graph, softmax)
+
+
+def _fuse(graph: Graph, softmax: Node) -> None:
+    users, producers = graph.consumers(), graph.producers()
+    x = softmax.inputs[0]
+    if softmax.attrs.axis != len(x.shape) - 1 or x.dtype is not DType.FLOAT32:
+        return
+    probabilities = softmax.outputs[0]
+    weighted = sole_consumer(graph, probabilities, users)
+    if weighted is None or weighted.op is not Op.MATMUL or weighted.inputs[0] is not probabilities:
+        return
+    if weighted.attrs.a_perm not in ((), tuple(range(len(x.shape)))):
+        return
+    scores = _scores(graph, x, users, producers)
+    if scores is None:
+        return
+    nodes = [*scores.nodes, softmax, weighted]
+    output, out_perm = weighted.outputs[0], ()
+    after = sole_consumer(graph, output, users)
+    if after is not None and after.op is Op.TRANSPOSE:
+        nodes.append(after)
+        output, out_perm = after.outputs[0], after.attrs.perm
+    q, k = scores.product.inputs
+    v = weighted.inputs[1]
+    attrs = AttentionAttrs(
+        scale=scores.scale,
+        q_perm=scores.product.attrs.a_perm,
+        k_perm=_swap_last(scores.product.attrs.b_perm, len(k.shape)),
+        v_perm=weighted.attrs.b_perm,
+        out_perm=out_perm,
+        masked=scores.mask is not None,
+    )
+    if not _fits_kernel(attrs, q, k, v, output):
+        return
+    inputs = [q, k, v] + ([scores.mask] if scores.mask is not None else [])
+    at = graph.nodes.index(weighted)
+    graph.insert_node(at, Op.ATTENTION, inputs, attrs, softmax.name).outputs[0] = output
+    for node in nodes:
+        graph.nodes.remove(node)
+
+
+def _scores(
+    graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
+) -> _Scores | None:
+    """The chain writing the Softmax's input x, if it is scale * (Q @ K^T) [+ mask]."""
+    node = _chain_producer(graph, x, users, producers)
+    if node is None or node.op is not Op.ADD:
+        return _scaled_product(graph, x, users, producers)
+    for i in (0, 1):
+        mask = node.inputs[1 - i]
+        inner = _scaled_product(graph, node.inputs[i], users, producers)
+        fits = node.inputs[i].shape == x.shape and len(mask.shape) <= MAX_RANK
+        if inner is not None and fits and mask.dtype is DType.FLOAT32:
+            inner.mask = mask
+            inner.nodes.append(node)
+            return inner
+    return None
+
+
+def _scaled_product(
+    graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
+) -> _Scores | None:
+    """The chain writing x, if it is Q @ K^T, maybe times or divided by a scalar constant."""
+    node = _chain_producer(graph, x, users, producers)
+    if node is None:
+        return None
+    if node.op is Op.MATMUL:
+        return _Scores(node, 1.0, None, [node])
+    if node.op not in (Op.MUL, Op.DIV):
+        return None
+    for i in (0, 1) if node.op is Op.MUL else (0,):
+        factor, product = node.inputs[1 - i], node.inputs[i]
+        constant = factor.data is not None and factor.data.size == 1
+        matmul = _chain_producer(graph, product, users, producers)
+        if constant and matmul is not None and matmul.op is Op.MATMUL and product.shape == x.shape:
+            c = float(factor.data.ravel()[0])
+            return _Scores(matmul, c if node.op is Op.MUL else 1.0 / c, None, [matmul, node])
+    return None
+
+
+def _chain_producer(
+    graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
+) -> Node | None:
+    """The node writing x, if x is read by one node only (the next of the chain)."""
+    node = producers.get(x)
+    return node if node is not None and sole_consumer(graph, x, users) is not None else None
+
+
+def _swap_last(perm: tuple[int, ...], rank: int) -> tuple[int, ...]:
+    """The perm reading K [..., Sk, D] from the one the product read K^T [..., D, Sk] with."""
+    order = list(perm or range(rank))
+    order[-2], order[-1] = order[-1], order[-2]
+    return tuple(order)
+
+
+def _fits_kernel(attrs: AttentionAttrs, q: Value, k: Value, v: Value, output: Value) -> bool:
+    """What kernels/attention.h computes: float32 matrices with at most two batch dims, Q's rows
+    contiguous (K and V are packed, any strides), no empty dim."""
+    q_last = (attrs.q_perm or range(len(q.shape)))[-1]
+    return (
+        q_last == len(q.shape) - 1
+        and all(2 <= len(x.shape) <= MAX_RANK for x in (q, k, v))
+        and all(x.dtype is DType.FLOAT32 for x in (q, k, v))
+        and all(d > 0 for x in (q, k, v, output) for d in x.shape)
+    )

@@ -25,7 +25,11 @@
 #define XG_ATTENTION_MAX_ROWS 8 /* lower_attention sizes the slices for blocks this tall */
 _Static_assert(XG_CONV_NHWC_MR <= XG_ATTENTION_MAX_ROWS, "attention blocks outgrow their slice");
 
-static inline long xg_attention_round_up(long n) { return (n + XG_CONV_NHWC_NP - 1) / XG_CONV_NHWC_NP * XG_CONV_NHWC_NP; }
+/* n rounded up to whole panels */
+static inline long xg_attention_round_up(long n)
+{
+    return (n + XG_CONV_NHWC_NP - 1) / XG_CONV_NHWC_NP * XG_CONV_NHWC_NP;
+}
 
 /* kt = scale * K^T as weight panels: per NP keys, [d][NP] (keys past sk zero). */
 static void xg_attention_pack_keys(const float *k, long row_stride, long col_stride, long sk,
@@ -63,7 +67,7 @@ static void xg_attention_product(const float *const *rows, const float *w, long 
     for (long g = 0; g * PANELS < panels; g++)
         xg_conv_nhwc_tile_np(XG_MIN(PANELS, panels - g * PANELS), 1, k, rows,
                              w + g * PANELS * panel_floats, panel_floats, out, cols, 0, nrows,
-                             g * PANELS * NP, NULL);
+                             g * PANELS * NP, NULL, XG_NOTHING_AHEAD);
 }
 
 /* y = softmax(scale * Q K^T + mask) V over batch x heads; mask may be NULL (ms unused). scratch

@@ -111,17 +111,27 @@ XG_INLINE void xg_conv_nhwc_store(int np, xg_v16 acc[][XG_CONV_NHWC_PANELS], flo
     }
 }
 
-/* One tile of MR pixels x np panels: output rows [row0, row0 + nrows) of y seen as a
- * [pixels of all images][cout] matrix, columns [o0, o0 + np * NP) clipped to cout. For tap t,
- * pixel r's input channels are a[t * MR + r][k], k < cin; w is the tile's first weight panel.
- * np is a literal in each instance below, so that acc is all registers. */
-XG_INLINE void xg_conv_nhwc_tile(int np, long taps, long cin, const float *const *a,
+/* Memory a tile fetches towards L2 while it computes, a cache line per step of its inner loop:
+ * the weights of the tile that comes after it (see xg_conv_nhwc), whose first reads would
+ * otherwise wait on memory. */
+typedef struct {
+    const float *at;
+    long lines;
+} xg_ahead;
+#define XG_NOTHING_AHEAD ((xg_ahead){NULL, 0})
+
+/* One tile of mr <= MR pixels x np panels: output rows [row0, row0 + nrows) of y seen as a
+ * [pixels of all images][cout] matrix, nrows <= mr, columns [o0, o0 + np * NP) clipped to cout.
+ * For tap t, pixel r's input channels are a[t * MR + r][k], k < cin; w is the tile's first
+ * weight panel. mr and np are literals in each instance below, so that acc is all registers. */
+XG_INLINE void xg_conv_nhwc_tile(int mr, int np, long taps, long cin, const float *const *a,
                                  const float *w, long panel_floats, float *y, long cout,
-                                 long row0, long nrows, long o0, const xg_epilogue *ep)
+                                 long row0, long nrows, long o0, const xg_epilogue *ep,
+                                 xg_ahead ahead)
 {
     enum { MR = XG_CONV_NHWC_MR, NP = XG_CONV_NHWC_NP, PANELS = XG_CONV_NHWC_PANELS };
     xg_v16 acc[MR][PANELS];
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < mr; r++)
         for (int j = 0; j < np; j++) acc[r][j] = (xg_v16){0};
     /* The output and residual rows are fetched while the products run: they are often cold
      * (the arena's last use of these bytes was long ago), and their rows are too far apart for
@@ -133,12 +143,17 @@ XG_INLINE void xg_conv_nhwc_tile(int np, long taps, long cin, const float *const
         }
     for (long t = 0; t < taps; t++) {
         const float *at[MR];
-        for (int r = 0; r < MR; r++) at[r] = a[t * MR + r];
+        for (int r = 0; r < mr; r++) at[r] = a[t * MR + r];
         const float *wt = w + t * cin * NP;
         for (long k = 0; k < cin; k++) {
+            if (ahead.lines > 0) { /* spread out: a burst of them would stall the loads */
+                __builtin_prefetch(ahead.at, 0, 2);
+                ahead.at += 64 / sizeof(float);
+                ahead.lines--;
+            }
             xg_v16 b[PANELS];
             for (int j = 0; j < np; j++) b[j] = *(const xg_v16 *)(wt + j * panel_floats + k * NP);
-            for (int r = 0; r < MR; r++) {
+            for (int r = 0; r < mr; r++) {
                 float s = at[r][k]; /* scalar * vector: a broadcast, no add of 0 */
                 for (int j = 0; j < np; j++) acc[r][j] += s * b[j];
             }
@@ -148,42 +163,51 @@ XG_INLINE void xg_conv_nhwc_tile(int np, long taps, long cin, const float *const
     xg_conv_nhwc_store(np, acc, y, cout, row0, nrows, o0, n, ep);
 }
 
-/* The instances: all PANELS panels, and the 1 to 3 panels left at the end of cout. */
-#define XG_CONV_NHWC_TILE(np)                                                                   \
-    static void xg_conv_nhwc_tile_##np(long taps, long cin, const float *const *a,             \
-                                       const float *w, long panel_floats, float *y, long cout,  \
-                                       long row0, long nrows, long o0, const xg_epilogue *ep)   \
+/* The instances: MR rows by all PANELS panels, or the 1 to 3 panels left at the end of cout;
+ * and short tiles of all panels for the few rows left at the end of a plane whose pixels are
+ * not a multiple of MR (a transformer's 128 tokens are 18 x 7 + 2), which a tile of MR rows
+ * would compute at the cost of 7: 7-8% of a 128 x 768 x 768 linear layer. */
+typedef void xg_conv_nhwc_tile_fn(long taps, long cin, const float *const *a, const float *w,
+                                  long panel_floats, float *y, long cout, long row0, long nrows,
+                                  long o0, const xg_epilogue *ep, xg_ahead ahead);
+#define XG_CONV_NHWC_TILE(name, mr, np)                                                         \
+    static xg_conv_nhwc_tile_fn xg_conv_nhwc_tile_##name;                                       \
+    static void xg_conv_nhwc_tile_##name(long taps, long cin, const float *const *a,           \
+                                         const float *w, long panel_floats, float *y, long cout, \
+                                         long row0, long nrows, long o0, const xg_epilogue *ep, \
+                                         xg_ahead ahead)                                        \
     {                                                                                           \
-        xg_conv_nhwc_tile(np, taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);    \
+        xg_conv_nhwc_tile(mr, np, taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep,  \
+                          ahead);                                                               \
     }
-XG_CONV_NHWC_TILE(1)
+XG_CONV_NHWC_TILE(full_1, XG_CONV_NHWC_MR, 1)
+XG_CONV_NHWC_TILE(short_2, 2, XG_CONV_NHWC_PANELS)
+XG_CONV_NHWC_TILE(short_4, 4, XG_CONV_NHWC_PANELS)
 #if XG_CONV_NHWC_PANELS == 4
-XG_CONV_NHWC_TILE(2)
-XG_CONV_NHWC_TILE(3)
-XG_CONV_NHWC_TILE(4)
+XG_CONV_NHWC_TILE(full_2, XG_CONV_NHWC_MR, 2)
+XG_CONV_NHWC_TILE(full_3, XG_CONV_NHWC_MR, 3)
+XG_CONV_NHWC_TILE(full_4, XG_CONV_NHWC_MR, 4)
 #endif
 #undef XG_CONV_NHWC_TILE
 
-/* The instance for np (1 to PANELS) panels. */
+/* The instance for np (1 to PANELS) panels and nrows (1 to MR) rows. */
 XG_INLINE void xg_conv_nhwc_tile_np(int np, long taps, long cin, const float *const *a,
                                     const float *w, long panel_floats, float *y, long cout,
-                                    long row0, long nrows, long o0, const xg_epilogue *ep)
+                                    long row0, long nrows, long o0, const xg_epilogue *ep,
+                                    xg_ahead ahead)
 {
-    switch (np) {
+    xg_conv_nhwc_tile_fn *tile = xg_conv_nhwc_tile_full_1;
+    if (np == XG_CONV_NHWC_PANELS && nrows <= 4)
+        tile = nrows <= 2 ? xg_conv_nhwc_tile_short_2 : xg_conv_nhwc_tile_short_4;
 #if XG_CONV_NHWC_PANELS == 4
-    case 4:
-        xg_conv_nhwc_tile_4(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
-        break;
-    case 3:
-        xg_conv_nhwc_tile_3(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
-        break;
-    case 2:
-        xg_conv_nhwc_tile_2(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
-        break;
+    else if (np == 4)
+        tile = xg_conv_nhwc_tile_full_4;
+    else if (np == 3)
+        tile = xg_conv_nhwc_tile_full_3;
+    else if (np == 2)
+        tile = xg_conv_nhwc_tile_full_2;
 #endif
-    default:
-        xg_conv_nhwc_tile_1(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep);
-    }
+    tile(taps, cin, a, w, panel_floats, y, cout, row0, nrows, o0, ep, ahead);
 }
 
 /* rows[t * MR + r] for the pixels [p0, p0 + MR) of one image x: the input row each tap reads,
@@ -247,6 +271,7 @@ static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, 
     long panels = (cout + NP - 1) / NP, blocks = (npix + MR - 1) / MR;
     long groups = (panels + PANELS - 1) / PANELS, tiles = batch * blocks;
     long input_floats = xg_prod3(in) * cin;
+    long group_floats = PANELS * panel_floats, weight_floats = panels * panel_floats;
     const float *rows[runs * MR];
     /* Weights that fit in L2 are swept whole for each block of pixels, whose input rows stay
      * in L1 meanwhile; bigger ones go a panel group at a time (read once from L3 or memory),
@@ -265,8 +290,19 @@ static void xg_conv_nhwc(const float *x, const float *wp, float *y, long batch, 
         }
         long o0 = group * PANELS * NP, nrows = XG_MIN(MR, npix - p0), row0 = image * npix + p0;
         const float *w = wp + group * PANELS * panel_floats;
+        /* A group swept over all pixels is read from memory by its first tile when the
+         * weights are in no cache (a transformer's, many MB per layer): each tile fetches its
+         * slice of the next group meanwhile, so that the group is in L2 when its turn comes
+         * (2% of a 128 x 768 x 768 linear layer among others). */
+        xg_ahead ahead = XG_NOTHING_AHEAD;
+        if (!pixels_outer) {
+            long slice = (group_floats + tiles - 1) / tiles;
+            long lo = (group + 1) * group_floats + tile * slice;
+            long hi = XG_MIN(lo + slice, weight_floats);
+            ahead = (xg_ahead){wp + lo, hi > lo ? (hi - lo + 15) / 16 : 0};
+        }
         xg_conv_nhwc_tile_np(XG_MIN(PANELS, panels - group * PANELS), runs, run, rows, w,
-                             panel_floats, y, cout, row0, nrows, o0, ep);
+                             panel_floats, y, cout, row0, nrows, o0, ep, ahead);
     }
 }
 

@@ -38,7 +38,7 @@ static void xg_expand_rows(const float *x, long cin, long cexp, long width, long
             const float *w = wp + g * PANELS * panel_floats;
             long o0 = g * PANELS * NP;
             xg_conv_nhwc_tile_np(XG_MIN(PANELS, panels - g * PANELS), 1, cin, rows, w,
-                                 panel_floats, e, cexp, p - p0, nrows, o0, ep);
+                                 panel_floats, e, cexp, p - p0, nrows, o0, ep, XG_NOTHING_AHEAD);
         }
     }
 }

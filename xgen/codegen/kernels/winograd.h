@@ -157,7 +157,7 @@ static void xg_winograd_gemms(const float *v, long nb, const xg_winograd_layer *
             long nrows = XG_MIN(MR, nt - r0);
             for (long r = 0; r < MR; r++) rows[r] = vp + XG_MIN(r0 + r, nt - 1) * L->cstride;
             xg_conv_nhwc_tile_np(np, 1, L->cin, rows, w, panel_floats, mp, GROUP, r0, nrows, 0,
-                                 NULL);
+                                 NULL, XG_NOTHING_AHEAD);
         }
     }
 }

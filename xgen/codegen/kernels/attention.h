@@ -5,9 +5,9 @@
  * back by the next three. Here a thread takes a block of XG_CONV_NHWC_MR query rows at a time:
  *   1. its scores [MR][sk], from conv_nhwc.h's register tiles: Q's rows are the tile's pixels,
  *      K^T (times scale) is packed as the tile's weight panels;
- *   2. the mask added and the softmax of each row, while the rows are in L1;
- *   3. the probabilities times V, from the same tiles (V packed as weight panels),
- *      then copied to y.
+ *   2. the mask added and the exponentials of each row, while the rows are in L1;
+ *   3. those times V, from the same tiles (V packed as weight panels), each row scaled by
+ *      1 / its sum of exponentials (dv products per row, not sk) as it is copied to y.
  * K and V are packed once per (batch, head) a thread visits: the units of work are (batch,
  * head, block of rows) in that order, and each thread takes a contiguous share of them.
  *
@@ -19,7 +19,7 @@
 
 #include "common.h"
 #include "conv_nhwc.h"
-#include "norm.h"
+#include "elementwise.h" /* xg_expf */
 
 #define XG_ATTENTION_THREADS 8 /* threads with a scratch slice; more threads idle here */
 #define XG_ATTENTION_MAX_ROWS 8 /* lower_attention sizes the slices for blocks this tall */
@@ -31,15 +31,20 @@ static inline long xg_attention_round_up(long n)
     return (n + XG_CONV_NHWC_NP - 1) / XG_CONV_NHWC_NP * XG_CONV_NHWC_NP;
 }
 
-/* kt = scale * K^T as weight panels: per NP keys, [d][NP] (keys past sk zero). */
+/* kt = scale * K^T as weight panels: per NP keys, [d][NP] (keys past sk zero). Each panel row
+ * gathers one feature of NP keys, so that its stores are one vector. */
 static void xg_attention_pack_keys(const float *k, long row_stride, long col_stride, long sk,
                                    long d, float scale, float *kt)
 {
     enum { NP = XG_CONV_NHWC_NP };
-    for (long j = 0; j < xg_attention_round_up(sk); j++) {
-        float *dst = kt + j / NP * d * NP + j % NP;
-        const float *row = k + j * row_stride;
-        for (long c = 0; c < d; c++) dst[c * NP] = j < sk ? scale * row[c * col_stride] : 0.0f;
+    for (long j0 = 0; j0 < sk; j0 += NP) {
+        float *panel = kt + j0 * d;
+        long keys = XG_MIN(NP, sk - j0);
+        for (long c = 0; c < d; c++) {
+            const float *column = k + j0 * row_stride + c * col_stride;
+            for (long j = 0; j < NP; j++)
+                panel[c * NP + j] = j < keys ? scale * column[j * row_stride] : 0.0f;
+        }
     }
 }
 
@@ -48,13 +53,41 @@ static void xg_attention_pack_values(const float *v, long row_stride, long col_s
                                      long dv, float *vp)
 {
     enum { NP = XG_CONV_NHWC_NP };
-    for (long c0 = 0; c0 < dv; c0 += NP)
+    for (long c0 = 0; c0 < dv; c0 += NP) {
+        long cols = XG_MIN(NP, dv - c0);
         for (long j = 0; j < sk; j++) {
-            float *dst = vp + (c0 * sk + j * NP);
-            const float *row = v + j * row_stride;
-            for (long c = 0; c < NP; c++)
-                dst[c] = c0 + c < dv ? row[(c0 + c) * col_stride] : 0.0f;
+            float *dst = vp + c0 * sk + j * NP;
+            const float *row = v + j * row_stride + c0 * col_stride;
+            if (col_stride == 1 && cols == NP) {
+                xg_v16 x = *(const xg_v16u *)row; /* one vector: the usual, contiguous V */
+                *(xg_v16 *)dst = x;
+                continue;
+            }
+            for (long c = 0; c < NP; c++) dst[c] = c < cols ? row[c * col_stride] : 0.0f;
         }
+    }
+}
+
+/* p[0..n) = exp(s[j] - max) for one row of scores s, the mask row (NULL: none, else its
+ * entries mask_stride apart) added to s first; returns the sum of p, by which the caller
+ * scales the row's output (dv values) rather than p (n). Loops of reductions the compiler
+ * keeps in vector registers: a generic softmax row (norm.h) spends more on its horizontal
+ * steps than on exp at attention's 128 keys. A NaN score makes the whole row NaN. */
+static inline float xg_attention_exp_row(float *s, const float *mask, long mask_stride, long n,
+                                         float *p)
+{
+    float mx = -INFINITY, sum = 0.0f;
+    if (mask)
+#pragma omp simd
+        for (long j = 0; j < n; j++) s[j] += mask[j * mask_stride];
+#pragma omp simd reduction(max : mx)
+    for (long j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (long j = 0; j < n; j++) {
+        p[j] = xg_expf(s[j] - mx);
+        sum += p[j];
+    }
+    return sum;
 }
 
 /* out [MR][cols] (row stride cols, nrows valid) = rows x the panels of w, k deep: conv_nhwc.h's
@@ -99,19 +132,16 @@ static void xg_attention(long batch, long heads, long sq, long sk, long d, long 
         for (long r = 0; r < MR; r++)
             rows[r] = q + b * qs[0] + h * qs[1] + XG_MIN(i0 + r, sq - 1) * qs[2];
         xg_attention_product(rows, kt, d, skp, s, nrows);
+        float sum[MR];
         for (long r = 0; r < nrows; r++) {
-            float *sr = s + r * skp;
-            if (mask) {
-                const float *mr = mask + b * ms[0] + h * ms[1] + (i0 + r) * ms[2];
-                for (long j = 0; j < sk; j++) sr[j] += mr[j * ms[3]];
-            }
-            xg_softmax_row(sr, p + r * skp, sk, 0);
+            const float *mr = mask ? mask + b * ms[0] + h * ms[1] + (i0 + r) * ms[2] : NULL;
+            sum[r] = xg_attention_exp_row(s + r * skp, mr, mask ? ms[3] : 0, sk, p + r * skp);
         }
         for (long r = 0; r < MR; r++) rows[r] = p + XG_MIN(r, nrows - 1) * skp;
         xg_attention_product(rows, vp, sk, dv, o, nrows);
         for (long r = 0; r < nrows; r++) {
-            float *yr = y + b * ys[0] + h * ys[1] + (i0 + r) * ys[2];
-            for (long c = 0; c < dv; c++) yr[c * ys[3]] = o[r * dv + c];
+            float *yr = y + b * ys[0] + h * ys[1] + (i0 + r) * ys[2], scale_r = 1.0f / sum[r];
+            for (long c = 0; c < dv; c++) yr[c * ys[3]] = o[r * dv + c] * scale_r;
         }
     }
 }

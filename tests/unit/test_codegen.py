@@ -5,17 +5,20 @@ Several ops share one graph (one output each) so that a test costs one C compile
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from xgen import reference
 from xgen.codegen import lower
 from xgen.codegen.cc import compile_shared
-from xgen.codegen.emit import generate
+from xgen.codegen.emit import Footprint, Region, generate
 from xgen.codegen.loops import simplify
 from xgen.errors import InputError, UnsupportedOpError
 from xgen.ir import DType, Graph, Op, Value
 from xgen.ir import ops as O
+from xgen.passes.memory import Storage
 from xgen.runtime.model import CompiledModel
 
 RNG = np.random.default_rng(0)
@@ -94,6 +97,50 @@ def test_every_team_size_computes_the_same() -> None:
         np.testing.assert_allclose(runs[0][name], want, rtol=1e-4, atol=1e-4, err_msg=name)
         for run in runs[1:]:
             np.testing.assert_array_equal(run[name], runs[0][name], err_msg=name)
+
+
+def node_ends(source: str) -> list[str]:
+    """The end of each node with code, in order: END (a barrier) or NO_WAIT."""
+    body = source.split("xgen_run")[-1]
+    return [line.strip()[8:].split("(")[0] for line in body.splitlines() if "XG_NODE_" in line]
+
+
+def test_a_node_independent_of_the_ones_before_runs_without_a_barrier() -> None:
+    """Threads go on to the next node at once where it reads and writes none of the bytes the
+    nodes since the last barrier write or read; results stay the reference's on 1-3 threads."""
+    g, (x, y) = graph_of(("x", DType.FLOAT32, (64, 96)), ("y", DType.FLOAT32, (64, 96)))
+    (a,) = g.add_node(Op.RELU, [x])
+    (b,) = g.add_node(Op.SIGMOID, [y])  # reads neither a nor its bytes: no wait after a
+    (c,) = g.add_node(Op.TANH, [x])  # nor b's: no wait after b either
+    (d,) = g.add_node(Op.ADD, [a, c])  # reads a and c: a barrier before it
+    w = g.constant(rand((8, 1, 3, 3)))
+    image = O.ConvAttrs((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    (e,) = g.add_node(Op.RESHAPE, [y], O.ShapeAttrs((1, 1, 64, 96)))
+    (f,) = g.add_node(Op.CONV, [e, w], image)  # independent of d: no wait after d
+    # the second conv uses the scratch area too (its im2col): a barrier before it
+    (h,) = g.add_node(Op.CONV, [e, w], image)
+    g.outputs = [b, d, f, h]
+    model = build(g)
+    assert node_ends(model.source) == ["NO_WAIT", "NO_WAIT", "END", "NO_WAIT", "END", "END"]
+    feeds = {v.name: rand(v.shape) for v in (x, y)}
+    expected = reference.run(g, feeds)
+    for threads in (1, 2, 3):
+        model.threads = threads
+        for name, got in model.run(feeds).items():
+            np.testing.assert_allclose(got, expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_footprints_see_every_hazard() -> None:
+    arena = lambda lo, hi: Region(Storage.ARENA, lo, hi)  # noqa: E731
+    output = Region(Storage.OUTPUT, 0, 1)
+    first = Footprint(reads=(arena(0, 64),), writes=(arena(64, 128),), scratch=False)
+    assert Footprint((arena(128, 192),), (arena(192, 256),), False).independent_of(first)
+    assert not Footprint((arena(100, 101),), (), False).independent_of(first)  # reads its result
+    assert not Footprint((), (arena(32, 96),), False).independent_of(first)  # overwrites its input
+    assert not Footprint((), (arena(120, 130),), False).independent_of(first)  # and its result
+    assert not Footprint((), (), True).independent_of(replace(first, scratch=True))
+    assert Footprint((), (output,), False).independent_of(first)
+    assert not Footprint((), (output,), False).independent_of(Footprint((output,), (), False))
 
 
 # ---- elementwise -------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ def generate(graph: Graph) -> GeneratedModel:
     """Lower every node of the graph to C; raises UnsupportedOpError for ops with no lowering."""
     load_lowerings()
     emitter = Emitter(graph, plan_memory(graph))
-    body = [emitter.node_block(node) for node in graph.nodes] + emitter.output_copies()
+    blocks = [emitter.node_block(node) for node in graph.nodes]
+    body = _with_node_ends(blocks) + emitter.output_copies()
     return GeneratedModel(
         name=graph.name,
         source=emitter.source(body),
@@ -121,6 +122,64 @@ def kernel_headers(names: Iterable[str]) -> list[Path]:
 _LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.h)"', re.MULTILINE)
 
 
+@dataclass(frozen=True)
+class Region:
+    """Bytes a node reads or writes: [lo, hi) of the arena, or one caller buffer (lo its index)."""
+
+    storage: Storage
+    lo: int
+    hi: int
+
+    def overlaps(self, other: Region) -> bool:
+        return self.storage is other.storage and self.lo < other.hi and other.lo < self.hi
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a node's code touches, to tell whether the next node can start before it ends."""
+
+    reads: tuple[Region, ...]
+    writes: tuple[Region, ...]
+    scratch: bool  # the scratch area after the tensors, which every node shares
+
+    def independent_of(self, other: Footprint) -> bool:
+        """Whether this node may run while `other` runs: neither writes bytes the other reads
+        or writes, and they do not both use the scratch area."""
+        return not (
+            (self.scratch and other.scratch)
+            or any(w.overlaps(r) for w in other.writes for r in self.reads + self.writes)
+            or any(w.overlaps(r) for w in self.writes for r in other.reads)
+        )
+
+
+@dataclass(frozen=True)
+class NodeCode:
+    """A node's C block, and its footprint (None for an alias, which has no code)."""
+
+    text: str
+    footprint: Footprint | None
+
+
+def _with_node_ends(blocks: list[NodeCode]) -> list[str]:
+    """The blocks, each node with code ended by a barrier (XG_NODE_END), except where the next
+    node is independent of every node since the last barrier (XG_NODE_NO_WAIT): a thread done
+    with its share of one goes on to the next at once. Attention's Q, K and V projections then
+    share one barrier, and the team's imbalance across them evens out. The last node waits, so
+    that the output copies see every result."""
+    texts = [block.text for block in blocks]
+    coded = [i for i, block in enumerate(blocks) if block.footprint is not None]
+    running: list[Footprint] = []  # the nodes since the last barrier
+    for k, i in enumerate(coded):
+        running.append(blocks[i].footprint)
+        after = blocks[coded[k + 1]].footprint if k + 1 < len(coded) else None
+        if after is not None and all(after.independent_of(f) for f in running):
+            texts[i] += f"\nXG_NODE_NO_WAIT({k});"
+        else:
+            texts[i] += f"\nXG_NODE_END({k});"
+            running = []
+    return texts
+
+
 def comment(text: str) -> str:
     return "/* " + text.replace("*/", "* /") + " */"
 
@@ -143,6 +202,7 @@ class Emitter:
         self.node: Node | None = None
         self.kernels: set[str] = set()  # the kernel headers the nodes' C calls into
         self.nodes: list[tuple[str, str, str]] = []  # the nodes with code, as a profile names them
+        self.node_uses_scratch = False
 
     # ---- KernelContext -----------------------------------------------------------------------
 
@@ -164,6 +224,7 @@ class Emitter:
 
     def scratch(self, nbytes: int) -> str:
         self.scratch_bytes = max(self.scratch_bytes, align(nbytes))
+        self.node_uses_scratch = True
         return f"(arena + {self.scratch_offset})"
 
     def fail(self, message: str) -> str:
@@ -187,24 +248,40 @@ class Emitter:
             self.blob_slices[digest] = offset
         return self.blob_slices[digest]
 
-    def node_block(self, node: Node) -> str:
+    def node_block(self, node: Node) -> NodeCode:
         outs = ", ".join(f"{v.type} {v.name}" for v in node.outputs)
         ins = ", ".join(f"{v.type} {v.name}" for v in node.inputs)
         header = comment(f"{node.name}: {outs} <- {node.op.value}({ins})")
         if node.op in ALIAS_OPS:
-            return header[:-3] + " -- an alias: no code */"
+            return NodeCode(header[:-3] + " -- an alias: no code */", None)
         lowering = lower.LOWERINGS.get(node.op)
         if lowering is None:
             raise UnsupportedOpError(
                 node.op.value, node.name, sorted(op.value for op in lower.LOWERINGS),
                 detail="the C code generator has no lowering for it",
             )  # fmt: skip
-        self.node = node
+        self.node, self.node_uses_scratch = node, False
         self.kernels.update(lower.KERNEL_HEADERS[node.op])
         code = lowering(self, node).strip("\n")
         self.node = None
         self.nodes.append((node.name, node.op.value, str(node.outputs[0].type)))
-        return header + "\n{\n" + indent(code) + f"\n}}\nXG_NODE_END({len(self.nodes) - 1});"
+        footprint = Footprint(
+            reads=self._regions(node.inputs),
+            writes=self._regions(node.outputs),
+            scratch=self.node_uses_scratch,
+        )
+        return NodeCode(header + "\n{\n" + indent(code) + "\n}", footprint)
+
+    def _regions(self, values: list[Value]) -> tuple[Region, ...]:
+        """Where values' bytes are, but for weights: no node writes them."""
+        regions = []
+        for value in values:
+            loc = self.plan[value]
+            if loc.storage is Storage.ARENA:
+                regions.append(Region(loc.storage, loc.offset, loc.offset + value.type.nbytes))
+            elif loc.storage is not Storage.WEIGHT:
+                regions.append(Region(loc.storage, loc.offset, loc.offset + 1))
+        return tuple(regions)
 
     def output_copies(self) -> list[str]:
         blocks = []
@@ -287,6 +364,12 @@ void xgen_profile(double *seconds) {{
 }}
 #else
 #define XG_NODE_END(k) xg_barrier()
+#endif
+/* The next node touches none of this one's bytes: no wait (but each node is timed alone). */
+#if defined(XGEN_PROFILE) && defined(_OPENMP)
+#define XG_NODE_NO_WAIT(k) XG_NODE_END(k)
+#else
+#define XG_NODE_NO_WAIT(k)
 #endif
 
 int xgen_abi_version(void) {{ return XGEN_ABI_VERSION; }}

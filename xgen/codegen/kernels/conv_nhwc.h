@@ -222,6 +222,11 @@ static void xg_conv_nhwc_rows(const float *x, long cin, const long *in, const lo
 {
     enum { MR = XG_CONV_NHWC_MR };
     long kx_taps = merged ? 1 : ker[2], taps = ker[0] * ker[1] * kx_taps, npix = xg_prod3(out);
+    if (taps == 1 && xg_prod3(stride) == 1 && !pad[0] && !pad[1] && !pad[2]) {
+        /* pointwise (a linear layer among them): pixel p reads input pixel p, nothing else */
+        for (long r = 0; r < MR; r++) rows[r] = p0 + r < npix ? x + (p0 + r) * cin : zeros;
+        return;
+    }
     long xoff[kx_taps]; /* per kx: the float offset of the input column in its row, or -1 */
     long o[3] = {p0 / (out[1] * out[2]), p0 / out[2] % out[1], p0 % out[2]};
     for (long r = 0; r < MR; r++, o[2]++) { /* o: pixel p0 + r, stepped without divisions */

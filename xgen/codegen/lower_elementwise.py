@@ -222,6 +222,48 @@ def lower_where(ctx: KernelContext, node: Node) -> str:
     return _map(ctx, node, "c ? x : y", "cxy")
 
 
+@lowering(Op.FUSED_ELEMENTWISE, kernels=("elementwise.h",))
+def lower_fused_elementwise(ctx: KernelContext, node: Node) -> str:
+    """One loop over the output: the block's inputs read once per element, then each member's
+    expression in its own scope, binding its operands to the names its expression uses."""
+    members: tuple[Node, ...] = node.attrs.nodes
+    local = {id(v): f"e{i}" for i, v in enumerate(node.inputs)}
+    steps, cost = [], 0
+    for k, member in enumerate(members):
+        expr, member_cost = _member_expr(member)
+        names = "x" if member.op in O.UNARY_OPS else "cxy" if member.op is Op.WHERE else "ab"
+        operands = " ".join(
+            f"const {v.dtype.c_type} {n} = {local[id(v)]};"
+            for n, v in zip(names, member.inputs, strict=True)
+        )
+        out = member.outputs[0]
+        steps.append(f"{out.dtype.c_type} t{k};\n{{ {operands} t{k} = {expr}; }}")
+        local[id(out)] = f"t{k}"
+        cost += member_cost
+    out = node.outputs[0]
+    decls = [_declare(ctx, "out", out, writable=True)]
+    decls += [_declare(ctx, f"in{i}", v) for i, v in enumerate(node.inputs)]
+    operands = [Operand("out", contiguous_strides(out.shape))] + [
+        Operand(f"in{i}", broadcast_strides(v.shape, out.shape)) for i, v in enumerate(node.inputs)
+    ]
+
+    def body(elements: list[str]) -> str:
+        loads = [
+            f"const {v.dtype.c_type} e{i} = {e};"
+            for i, (v, e) in enumerate(zip(node.inputs, elements[1:], strict=True))
+        ]
+        return "\n".join([*loads, *steps, f"{elements[0]} = t{len(members) - 1};"])
+
+    return "\n".join([*decls, loop_nest(out.shape, operands, body, cost)])
+
+
+def _member_expr(node: Node) -> tuple[str, int]:
+    """(C expression, cost) of one elementwise node, over the names lower_* bind its inputs to."""
+    if node.op is Op.WHERE:
+        return "c ? x : y", 1
+    return _unary_expr(node) if node.op in O.UNARY_OPS else _binary_expr(node)
+
+
 @lowering(Op.EXPAND)
 def lower_expand(ctx: KernelContext, node: Node) -> str:
     (x,), (out,) = node.inputs, node.outputs

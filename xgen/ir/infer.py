@@ -27,6 +27,7 @@ ARITY: dict[Op, tuple[int, int]] = {
     Op.GEMM: (2, 4),
     Op.MATMUL: (2, 2),
     Op.ATTENTION: (3, 4),  # q, k, v, [mask]
+    Op.FUSED_ELEMENTWISE: (1, 1 << 30),
     Op.LAYER_NORM: (2, 3),
     Op.INSTANCE_NORM: (3, 3),
     Op.CONCAT: (1, 1 << 30),
@@ -349,6 +350,7 @@ _RULES: dict[Op, Callable[[Node], list[TensorType]]] = {
     Op.GEMM: _gemm,
     Op.MATMUL: _matmul,
     Op.ATTENTION: _attention,
+    Op.FUSED_ELEMENTWISE: lambda node: [node.attrs.nodes[-1].outputs[0].type],
     Op.LAYER_NORM: _same,
     Op.INSTANCE_NORM: _same,
     Op.SOFTMAX: _same,

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from xgen.ir.dtypes import DType
+
+if TYPE_CHECKING:
+    from xgen.ir.graph import Node
 
 T = TypeVar("T")
 
@@ -78,6 +81,7 @@ class Op(Enum):
     GREATER_OR_EQUAL = "GreaterOrEqual"
     WHERE = "Where"
     BATCH_NORM = "BatchNormalization"
+    FUSED_ELEMENTWISE = "FusedElementwise"  # a chain of the above (xgen.passes.elementwise)
     # many-to-many
     CONV = "Conv"
     CONV_TRANSPOSE = "ConvTranspose"
@@ -145,6 +149,7 @@ _MAPPING: dict[Op, MappingType] = {
     **{op: MappingType.ONE_TO_ONE for op in UNARY_OPS | BINARY_OPS},
     Op.WHERE: MappingType.ONE_TO_ONE,
     Op.BATCH_NORM: MappingType.ONE_TO_ONE,
+    Op.FUSED_ELEMENTWISE: MappingType.ONE_TO_ONE,
     **{
         op: MappingType.MANY_TO_MANY
         for op in REDUCE_OPS
@@ -328,6 +333,16 @@ class AttentionAttrs:
 
 
 @dataclass(frozen=True)
+class FusedElementwiseAttrs:
+    """A block of elementwise nodes (unary, binary, Where) computed in one loop over the output
+    (set by passes/elementwise.py): nodes in order, each reading the node's inputs or an earlier
+    member's output, every member's output of the block's shape (only the inputs broadcast);
+    the last one writes the node's output."""
+
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
 class LayerNormAttrs:
     axis: int  # normalise over dims [axis, rank)
     epsilon: float
@@ -472,6 +487,7 @@ ATTRS_TYPES: dict[Op, type] = {
     Op.GEMM: GemmAttrs,
     Op.MATMUL: MatMulAttrs,
     Op.ATTENTION: AttentionAttrs,
+    Op.FUSED_ELEMENTWISE: FusedElementwiseAttrs,
     Op.LAYER_NORM: LayerNormAttrs,
     Op.SOFTMAX: AxisAttrs,
     Op.LOG_SOFTMAX: AxisAttrs,

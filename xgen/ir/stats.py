@@ -36,6 +36,8 @@ def node_flops(node: Node) -> int:
         return 2 * node.inputs[0].type.size * prod(node.inputs[1].shape[1:])
     if node.op is Op.MATMUL:
         return 2 * out.type.size * matmul_operand_shapes(node)[0][-1]
+    if node.op is Op.FUSED_ELEMENTWISE:
+        return sum(node_flops(member) for member in node.attrs.nodes)
     if node.op is Op.ATTENTION:  # Q @ K^T and P @ V, then the softmax per score
         q, k, v = attention_operand_shapes(node)
         scores = prod(q[:-1]) * k[-2]

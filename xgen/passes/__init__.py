@@ -11,6 +11,7 @@ from collections.abc import Callable
 from xgen.ir import Graph
 from xgen.ir.verify import verify
 from xgen.passes.attention import fuse_attention
+from xgen.passes.elementwise import fuse_elementwise
 from xgen.passes.epilogue import fuse_epilogues
 from xgen.passes.expand_depthwise import fuse_expand_depthwise
 from xgen.passes.fold_batch_norm import fold_batch_norm
@@ -30,8 +31,9 @@ Pass = Callable[[Graph], None]
 # BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
 # fused Conv keeps its layout). Attention fuses once the Transposes splitting heads are perms
 # of its MatMuls. Winograd takes the dense 3x3 convs left, once they are
-# channels last (its only layout). Last, a 1x1 conv that expands channels fuses, epilogue and
-# all, into the depthwise conv reading it.
+# channels last (its only layout). Then a 1x1 conv that expands channels fuses, epilogue and
+# all, into the depthwise conv reading it. Last, the chains of elementwise ops left become one
+# loop each.
 PIPELINE: tuple[Pass, ...] = (
     find_patterns,
     fold_batch_norm,
@@ -43,6 +45,7 @@ PIPELINE: tuple[Pass, ...] = (
     fuse_epilogues,
     choose_winograd,
     fuse_expand_depthwise,
+    fuse_elementwise,
 )
 
 

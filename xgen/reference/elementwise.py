@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from xgen.ir import Node, Op
-from xgen.reference import kernel
+from xgen.reference import evaluate, kernel
 
 Array = np.ndarray
 
@@ -176,3 +176,12 @@ def _batch_norm(node: Node, arrays: list[Array]) -> list[Array]:
     per_channel = (-1,) + (1,) * (x.ndim - 2)  # parameters broadcast along axis 1
     scale, bias, mean, var = (p.reshape(per_channel) for p in (scale, bias, mean, var))
     return [(x - mean) / np.sqrt(var + node.attrs.epsilon) * scale + bias]
+
+
+@kernel(Op.FUSED_ELEMENTWISE)
+def fused_elementwise(node: Node, arrays: list[Array]) -> list[Array]:
+    """Each member in turn, its output rounded to its dtype as when it ran alone."""
+    values = {id(v): a for v, a in zip(node.inputs, arrays, strict=True)}
+    for member in node.attrs.nodes:
+        (values[id(member.outputs[0])],) = evaluate(member, [values[id(v)] for v in member.inputs])
+    return [values[id(node.attrs.nodes[-1].outputs[0])]]

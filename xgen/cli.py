@@ -128,6 +128,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"parameters: {stats.parameters:,} ({mib:.1f} MiB of constants)")
     print(f"FLOPs: {stats.flops:,} ({stats.flops / 1e9:.3f} GFLOP, multiply-add = 2)")
     print(f"IR nodes after folding: {sum(stats.op_counts.values())}")
+    if args.fusion:
+        from xgen.passes import optimize
+        from xgen.passes.fusion_report import fusion_plan
+
+        print("\n".join(fusion_plan(optimize(graph)).lines()))
     return 0
 
 
@@ -292,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="ops, parameters and FLOPs of an ONNX model")
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
+    p.add_argument("--fusion", action="store_true",
+                   help="the fusion plan: each kernel with the ops it computes, and why each "
+                        "pair of kernels stays apart")  # fmt: skip
     p.set_defaults(handler=cmd_info)
 
     p = sub.add_parser("profile", help="milliseconds per node of a model, slowest first")

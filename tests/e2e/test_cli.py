@@ -11,6 +11,10 @@ import pytest
 from onnx import helper, numpy_helper
 
 from xgen.cli import main
+from xgen.ir import DType, Graph, Op
+from xgen.ir import ops as O
+from xgen.passes import optimize
+from xgen.passes.fusion_report import fusion_plan
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +101,37 @@ def test_info_counts_ops_params_and_flops(model_path, capsys):
     assert "parameters: 162" in out  # 3*2*3*3 + 4*27 weights; the int64 shape is not counted
     # Conv: 27 outputs x 18 MACs; Relu: 27; Reshape: 0; Gemm: 4 outputs x 27 MACs
     assert f"FLOPs: {2 * 27 * 18 + 27 + 2 * 4 * 27:,}" in out
+
+
+def test_info_prints_the_fusion_plan(model_path, capsys):
+    """Each kernel with the source ops it computes, and each pair left apart with the rule."""
+    assert main(["info", str(model_path), "--shape", "x=1,2,5,5", "--fusion"]) == 0
+    out = capsys.readouterr().out
+    assert "4 kernels per inference:" in out
+    assert "conv                 Conv (many-to-many): Conv + Relu" in out
+    assert "to_channels_first_1 -> fc: Transpose (shuffle) moves data: a copy of its own" in out
+
+
+def test_the_fusion_plan_gives_each_refusal_its_rule() -> None:
+    """Read twice, a graph output, a broadcast, no epilogue, no prologue."""
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (4, 8))
+    (t,) = g.add_node(Op.TANH, [x], name="tanh")  # read by two kernels
+    (s,) = g.add_node(Op.SOFTMAX, [t], O.AxisAttrs(1), name="softmax")
+    (e,) = g.add_node(Op.EXP, [s], name="exp")  # after a softmax, and a graph output
+    (r,) = g.add_node(Op.REDUCE_SUM, [t], O.ReduceAttrs((1,), True), name="sum")
+    (n,) = g.add_node(Op.NEG, [r], name="neg")  # [4, 1], broadcast into [4, 8]
+    (b,) = g.add_node(Op.ADD, [e, n], name="add")
+    (m,) = g.add_node(Op.SOFTMAX, [b], O.AxisAttrs(1), name="softmax2")
+    g.outputs = [m, e]
+    plan = {(f.producer, f.consumer): f.reason for f in fusion_plan(optimize(g)).refused}
+    assert plan["tanh", "softmax"] == plan["tanh", "sum"]
+    assert "read by 2 kernels" in plan["tanh", "sum"]
+    assert plan["softmax", "exp"] == "Softmax has no fused epilogue"
+    assert plan["sum", "neg"] == "ReduceSum has no fused epilogue"
+    assert plan["exp", "add"].startswith("the producer's output is a graph output")
+    assert plan["neg", "add"].startswith("(4, 1) is broadcast to (4, 8)")
+    assert plan["add", "softmax2"] == "Softmax computes no elementwise prologue of its input"
 
 
 def test_info_lists_unsupported_ops_without_failing(tmp_path, capsys):

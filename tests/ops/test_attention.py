@@ -140,3 +140,6 @@ def test_fused_attention_keeps_the_output_transpose_and_perms() -> None:
     assert node.attrs.out_perm == (0, 2, 1, 3)  # heads back beside each other, no Transpose
     assert node.attrs.k_perm == (0, 2, 1, 3)  # K read [batch, head, key, feature]
     assert node.attrs.scale == pytest.approx(1 / math.sqrt(32))
+    # what `xgen info --fusion` lists it computing: both products, the scale, mask, softmax
+    assert node.origin.count("MatMul") == 2 and "Softmax" in node.origin
+    assert {"Mul", "Add", "Transpose"} <= set(node.origin)

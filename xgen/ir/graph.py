@@ -62,6 +62,9 @@ class Node:
     outputs: list[Value]
     attrs: Any = None  # an instance of op.attrs_type, or None for ops without attributes
     name: str = ""
+    # The source model's ops this node computes, in order, once passes fused others into it
+    # (empty: its own op alone); what `xgen info --fusion` lists.
+    origin: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         ins = ", ".join(v.name for v in self.inputs)

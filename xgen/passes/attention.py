@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import AttentionAttrs
-from xgen.passes.rewrite import sole_consumer
+from xgen.passes.rewrite import origin, sole_consumer
 
 MAX_RANK = 4  # [batch, heads, sequence, features]: the kernel's two batch dims
 
@@ -69,7 +69,8 @@ def _fuse(graph: Graph, softmax: Node) -> None:
         return
     inputs = [q, k, v] + ([scores.mask] if scores.mask is not None else [])
     at = graph.nodes.index(weighted)
-    graph.insert_node(at, Op.ATTENTION, inputs, attrs, softmax.name).outputs[0] = output
+    fused = graph.insert_node(at, Op.ATTENTION, inputs, attrs, softmax.name)
+    fused.outputs[0], fused.origin = output, origin(*nodes)
     for node in nodes:
         graph.nodes.remove(node)
 

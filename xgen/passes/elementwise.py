@@ -14,6 +14,7 @@ from __future__ import annotations
 from xgen.ir import Graph, Node, Op, Value
 from xgen.ir import ops as O
 from xgen.ir.ops import FusedElementwiseAttrs
+from xgen.passes.rewrite import origin
 
 ELEMENTWISE = (O.UNARY_OPS - {Op.IDENTITY}) | O.BINARY_OPS | {Op.WHERE}
 
@@ -70,6 +71,6 @@ def _replace(graph: Graph, block: list[Node]) -> None:
     at = graph.nodes.index(last)
     attrs = FusedElementwiseAttrs(tuple(block))
     fused = graph.insert_node(at, Op.FUSED_ELEMENTWISE, inputs, attrs, last.name)
-    fused.outputs[0] = last.outputs[0]
+    fused.outputs[0], fused.origin = last.outputs[0], origin(*block)
     for member in block:
         graph.nodes.remove(member)

@@ -12,7 +12,7 @@ import numpy as np
 
 from xgen.ir import Graph, Node, Op, Value
 from xgen.ir.ops import split_epilogue_inputs
-from xgen.passes.rewrite import sole_consumer
+from xgen.passes.rewrite import origin, sole_consumer
 
 # Smaller expanded tensors stay in the caches between the two kernels anyway, while the fused
 # one splits a plane's rows between threads in bands whose halo rows each computes again:
@@ -75,6 +75,7 @@ def _fuse(graph: Graph, expand: Node, depthwise: Node) -> None:
         *([residual] if residual is not None else []),
     ]
     depthwise.attrs = replace(depthwise.attrs, expand=expand.attrs.epilogue)
+    depthwise.origin = origin(expand, depthwise)
     graph.nodes.remove(expand)
 
 

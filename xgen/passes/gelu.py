@@ -14,7 +14,7 @@ import numpy as np
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import GeluAttrs
-from xgen.passes.rewrite import sole_consumer
+from xgen.passes.rewrite import origin, sole_consumer
 
 
 def fuse_gelu(graph: Graph) -> None:
@@ -89,5 +89,6 @@ def _replace(graph: Graph, x: Value, chain: list[Node]) -> None:
     attrs = GeluAttrs(tanh_approximation=False)
     gelu = graph.insert_node(at, Op.GELU, [x], attrs, chain[-1].name)
     gelu.outputs[0] = chain[-1].outputs[0]
+    gelu.origin = origin(*chain)
     for node in chain:
         graph.nodes.remove(node)

@@ -11,7 +11,7 @@ from math import prod
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import GemmAttrs, MatMulAttrs, ShapeAttrs
-from xgen.passes.rewrite import sole_consumer
+from xgen.passes.rewrite import origin, sole_consumer
 
 
 def fuse_linear(graph: Graph) -> None:
@@ -59,6 +59,7 @@ def _replace(graph: Graph, matmul: Node, add: Node, bias: Value) -> None:
     vector = graph.constant(bias.data.reshape(n), f"{bias.name}_vector")
     attrs = GemmAttrs(alpha=1.0, beta=1.0, trans_a=False, trans_b=False)
     (y,) = graph.add_node(Op.GEMM, [x, w, vector], attrs, matmul.name)
+    graph.nodes[-1].origin = origin(matmul, add)
     last = graph.nodes[-1]
     if len(add.outputs[0].shape) != 2:
         graph.add_node(Op.RESHAPE, [y], ShapeAttrs(add.outputs[0].shape), f"{matmul.name}_dims")

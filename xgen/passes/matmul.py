@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xgen.ir import Graph, Op
 from xgen.ir.ops import MatMulAttrs
-from xgen.passes.rewrite import sole_consumer
+from xgen.passes.rewrite import origin, sole_consumer
 
 
 def fold_transposes_into_matmul(graph: Graph) -> None:
@@ -28,5 +28,6 @@ def fold_transposes_into_matmul(graph: Graph) -> None:
             read = perms[i] or tuple(range(len(x.shape)))
             perms[i] = tuple(transpose.attrs.perm[j] for j in read)
             node.inputs[i] = transpose.inputs[0]
+            node.origin = origin(transpose, node)
             graph.nodes.remove(transpose)
         node.attrs = MatMulAttrs(*perms)

@@ -16,4 +16,10 @@ def sole_consumer(graph: Graph, value: Value, users: dict[Value, list[Node]]) ->
 def absorb(graph: Graph, node: Node, follower: Node) -> None:
     """Remove follower, whose work node now does: node's output becomes follower's output."""
     node.outputs = [follower.outputs[0]]  # a new list: graph.outputs may be node's own list
+    node.origin = origin(node, follower)
     graph.nodes.remove(follower)
+
+
+def origin(*nodes: Node) -> tuple[str, ...]:
+    """The source model's ops the nodes compute, in order (Node.origin)."""
+    return tuple(op for node in nodes for op in (node.origin or (node.op.value,)))

@@ -34,6 +34,7 @@ def compile(
     debug: bool = False,
     optimize: bool = True,
     winograd: bool = True,
+    fusion: bool = True,
 ) -> CompiledModel:
     """Compile a model to C and load it.
 
@@ -47,13 +48,15 @@ def compile(
     optimize=False skips the graph passes (BatchNormalization folding, fused epilogues).
     winograd=False keeps dense 3x3 convolutions off Winograd's F(4x4, 3x3), which is up to 2.6x
     faster on a layer but rounds a few times more (about 1e-5 of the output's magnitude).
+    fusion=False runs every node as a kernel of its own (no fused epilogues, attention or
+    elementwise blocks): what fusion saves, measured.
     """
     graph = _import(model, input_shapes, example_inputs, constant_inputs)
     debug = debug or debug_enabled()
     if debug:
         verify(graph, after="import")
     if optimize:
-        graph = passes.optimize(graph, debug, winograd)
+        graph = passes.optimize(graph, debug, winograd, fusion)
     generated = generate(graph)
     library = compile_shared(generated.source, cache_dir)
     return CompiledModel(generated, library, threads)

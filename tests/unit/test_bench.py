@@ -92,3 +92,37 @@ def test_a_peer_that_cannot_be_imported_is_skipped(monkeypatch, capsys):
     monkeypatch.setitem(PEERS, "absent", absent)
     assert [p.name for p in available(["absent", "ort"])] == ["ort"]
     assert "skipping peer absent: cannot import no_such_package_xgen" in capsys.readouterr().out
+
+
+def test_fusion_metrics_count_kernels_and_bytes_written():
+    """Conv -> Add (residual) -> Relu, then Sigmoid -> Mul: fused, the conv's epilogue takes
+    the Add and Relu and the two elementwise ops are one loop; unfused, five kernels each write
+    their output. The model computes the same either way."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    import xgen
+    from xgen.bench.fusion import kernels_and_bytes
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 8, 3, 3)).astype(np.float32) / 9, "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "x"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Sigmoid", ["r"], ["s"]),
+        helper.make_node("Mul", ["r", "s"], ["y"]),
+    ]
+    shape = (1, 8, 6, 6)
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, shape)
+    graph = helper.make_graph(nodes, "fusion", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = model.SerializeToString()
+    kernels_on, written_on = kernels_and_bytes(data, fusion=True)
+    kernels_off, written_off = kernels_and_bytes(data, fusion=False)
+    assert kernels_off == kernels_on + 3  # Add, Relu and one of Sigmoid / Mul
+    assert written_off - written_on == 3 * 4 * np.prod(shape)  # their outputs
+    feed = rng.standard_normal(shape).astype(np.float32)
+    fused, unfused = (xgen.compile(model, fusion=f)(feed) for f in (True, False))
+    np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-6)

@@ -92,7 +92,7 @@ def interleaved_medians(engines: dict[str, Engine], settings: Settings) -> dict[
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _workload(name: str, directory: Path, settings: Settings) -> Workload:
+def zoo_workload(name: str, directory: Path, settings: Settings) -> Workload:
     from xgen import zoo
     from xgen.frontend.torch import export_onnx
 
@@ -107,7 +107,7 @@ def _workload(name: str, directory: Path, settings: Settings) -> Workload:
 
 def bench_model(name: str, peers: Sequence[Peer], settings: Settings) -> BenchResult:
     with tempfile.TemporaryDirectory() as directory:
-        work = _workload(name, Path(directory), settings)
+        work = zoo_workload(name, Path(directory), settings)
         compiled, cold_s, cached_s = _compile_xgen(work)
         xgen_run = lambda: list(compiled.run(work.feeds).values())  # noqa: E731
         engines = {"xgen": Engine(xgen_run, xgen_run(), 0)}

@@ -49,12 +49,30 @@ PIPELINE: tuple[Pass, ...] = (
 )
 
 
-def optimize(graph: Graph, debug: bool = False, winograd: bool = True) -> Graph:
+# The passes that make one kernel of several nodes; fusion=False skips them (the layout and
+# the choice of kernels stay), to measure what fusion saves.
+FUSION: frozenset[Pass] = frozenset(
+    {
+        fold_batch_norm,
+        fuse_gelu,
+        fuse_linear,
+        fold_transposes_into_matmul,
+        fuse_attention,
+        fuse_epilogues,
+        fuse_expand_depthwise,
+        fuse_elementwise,
+    }
+)
+
+
+def optimize(
+    graph: Graph, debug: bool = False, winograd: bool = True, fusion: bool = True
+) -> Graph:
     """Run the passes of PIPELINE on graph (in place); returns it. winograd=False skips
     choose_winograd: every dense conv then runs on the direct kernel, whose rounding is
-    smaller."""
+    smaller. fusion=False skips the FUSION passes: every node of the model is a kernel."""
     for run_pass in PIPELINE:
-        if run_pass is choose_winograd and not winograd:
+        if (run_pass is choose_winograd and not winograd) or (run_pass in FUSION and not fusion):
             continue
         run_pass(graph)
         if debug:

@@ -1,0 +1,156 @@
+"""What fusion does (issue 4's metrics), model by model: ONNX nodes, the kernels xgen runs per
+inference with fusion on and off, the nodes of onnxruntime's optimized graph, the bytes of
+intermediate tensors xgen writes per inference with fusion on and off, and latency in
+interleaved rounds: xgen fused and unfused, onnxruntime (all graph optimizations), onnxruntime
+on the graph its transformer optimizer rewrote (the transformers), OpenVINO. Used by
+benchmarks/bench_fusion.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import onnx
+
+from xgen.bench.peers import PEERS, Workload
+from xgen.bench.runner import (
+    Engine,
+    Settings,
+    interleaved_medians,
+    machine,
+    omp_spins,
+    start_engine,
+    zoo_workload,
+)
+
+DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_lite0", "minilm", "bert_base")
+# heads and hidden size, for onnxruntime's transformer optimizer
+TRANSFORMERS = {"minilm": (12, 384), "bert_base": (12, 768)}
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    model: str
+    onnx_nodes: int
+    kernels: dict[bool, int]  # fusion on / off -> kernels per inference
+    ort_nodes: int  # of onnxruntime's optimized graph
+    written: dict[bool, int]  # fusion on / off -> bytes of intermediate tensors written
+    ms: dict[str, float]  # median latency by engine
+
+
+def kernels_and_bytes(onnx_bytes: bytes, fusion: bool) -> tuple[int, int]:
+    """(kernels per inference, bytes their outputs write that are no graph output)."""
+    from xgen.frontend.onnx import import_onnx
+    from xgen.passes import optimize
+    from xgen.passes.memory import ALIAS_OPS
+
+    graph = optimize(import_onnx(onnx_bytes), fusion=fusion)
+    kernels = [n for n in graph.nodes if n.op not in ALIAS_OPS]
+    outputs = {id(v) for v in graph.outputs}
+    written = sum(v.type.nbytes for n in kernels for v in n.outputs if id(v) not in outputs)
+    return len(kernels), written
+
+
+def ort_optimized_nodes(work: Workload, directory: Path) -> int:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(directory / "ort_optimized.onnx")
+    ort.InferenceSession(work.onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return len(onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node)
+
+
+def _transformer_optimized(work: Workload, name: str, directory: Path) -> Workload:
+    from onnxruntime.transformers import optimizer
+
+    heads, hidden = TRANSFORMERS[name]
+    model = optimizer.optimize_model(
+        str(work.onnx_path), model_type="bert", num_heads=heads, hidden_size=hidden
+    )
+    path = directory / f"{name}_ort_transformers.onnx"
+    model.save_model_to_file(str(path))
+    return replace(work, onnx_path=path, onnx_bytes=path.read_bytes())
+
+
+def _xgen(work: Workload, fusion: bool) -> Engine:
+    import xgen
+
+    compiled = xgen.compile(work.onnx_bytes, threads=work.threads, fusion=fusion)
+    run = lambda: list(compiled.run(work.feeds).values())  # noqa: E731
+    return Engine(run, run(), 0)
+
+
+def bench_fusion(name: str, settings: Settings) -> FusionResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        work = zoo_workload(name, directory, settings)
+        counts = {fusion: kernels_and_bytes(work.onnx_bytes, fusion) for fusion in (True, False)}
+        engines = {"xgen fused": _xgen(work, True), "xgen unfused": _xgen(work, False)}
+        loads = {"ort": ("ort", work), "openvino": ("openvino", work)}
+        if name in TRANSFORMERS:
+            loads["ort transformers"] = ("ort", _transformer_optimized(work, name, directory))
+        for label, (peer, load) in loads.items():
+            engine = start_engine(PEERS[peer], load)
+            if engine is not None:
+                engines[label] = engine
+        ms = interleaved_medians(engines, settings)
+        return FusionResult(
+            name,
+            len(onnx.load_from_string(work.onnx_bytes).graph.node),
+            {fusion: counts[fusion][0] for fusion in counts},
+            ort_optimized_nodes(work, directory),
+            {fusion: counts[fusion][1] for fusion in counts},
+            ms,
+        )
+
+
+def markdown(results: Sequence[FusionResult], settings: Settings) -> str:
+    head = (
+        "| model | ONNX nodes | xgen kernels fused | unfused | ORT optimized nodes | MB written "
+        "fused | unfused | xgen fused ms | unfused ms | ort ms | ort transformers ms | "
+        "openvino ms | fused/unfused | fused/best peer |"
+    )
+    lines = [
+        f"Machine: {machine()}; {settings.threads} threads, median of {settings.rounds} "
+        "interleaved rounds, batch 1, fp32.",
+        "",
+        head,
+        "|---|" + "---:|" * 14,
+    ]
+    for r in results:
+        peers = [r.ms[k] for k in ("ort", "ort transformers", "openvino") if k in r.ms]
+        cells = [
+            r.model,
+            str(r.onnx_nodes),
+            str(r.kernels[True]),
+            str(r.kernels[False]),
+            str(r.ort_nodes),
+            f"{r.written[True] / 1e6:.1f}",
+            f"{r.written[False] / 1e6:.1f}",
+            *(f"{r.ms[k]:.2f}" if k in r.ms else "-" for k in (
+                "xgen fused", "xgen unfused", "ort", "ort transformers", "openvino")),
+            f"{r.ms['xgen fused'] / r.ms['xgen unfused']:.2f}x",
+            f"{r.ms['xgen fused'] / min(peers):.2f}x" if peers else "-",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    settings = Settings(args.rounds, args.threads, omp_spins())
+    results = []
+    for name in args.models:
+        print(f"{name}:", flush=True)
+        results.append(bench_fusion(name, settings))
+    print(markdown(results, settings))
+    return 0

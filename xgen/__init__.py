@@ -11,6 +11,7 @@ from xgen.errors import (  # noqa: E402
     UnsupportedOpError,
     XgenError,
 )
+from xgen.generation import Generation, generate  # noqa: E402
 
 
 def __getattr__(name: str) -> object:
@@ -24,6 +25,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "CompilerError",
+    "Generation",
     "InputError",
     "ModelLoadError",
     "ShapeError",
@@ -32,5 +34,6 @@ __all__ = [
     "__version__",
     "compile",
     "compress",
+    "generate",
     "load",
 ]

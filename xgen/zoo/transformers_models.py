@@ -7,6 +7,7 @@ Nothing is downloaded: HF_HUB_OFFLINE is set before transformers is imported.
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -50,6 +51,61 @@ class Logits(nn.Module):
 
     def forward(self, input_ids: Tensor) -> Tensor:
         return self.decoder(input_ids=input_ids).logits
+
+
+class GPT2DecodeStep(nn.Module):
+    """One token of a GPT-2 LM against a KV cache of static size (xgen.generate's decoder):
+    (token [1, 1], position [1, 1], mask [1, 1, 1, S + 1], past_k [layers, 1, heads, S, head
+    dim], past_v) -> (logits [1, 1, vocab], k, v [layers, 1, heads, 1, head dim]). The cache
+    holds S positions, those not written yet masked out by a large negative number in mask;
+    the caller writes k and v into it. The same weights and arithmetic as the Hugging Face
+    model, written out so that the export has plain ops and static shapes."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+        self.heads = lm.config.n_head
+        self.head_dim = lm.config.n_embd // self.heads
+
+    def forward(
+        self, token: Tensor, position: Tensor, mask: Tensor, past_k: Tensor, past_v: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        body, width = self.lm.transformer, self.heads * self.head_dim
+        x = body.wte(token) + body.wpe(position)
+        new_k, new_v = [], []
+        for i, block in enumerate(body.h):
+            qkv = block.attn.c_attn(block.ln_1(x)).split(width, dim=2)
+            q, k, v = (t.reshape(1, 1, self.heads, self.head_dim).transpose(1, 2) for t in qkv)
+            keys, values = torch.cat([past_k[i], k], dim=2), torch.cat([past_v[i], v], dim=2)
+            scores = q @ keys.transpose(-1, -2) / math.sqrt(self.head_dim) + mask
+            attended = (torch.softmax(scores, dim=-1) @ values).transpose(1, 2)
+            x = x + block.attn.c_proj(attended.reshape(1, 1, width))
+            x = x + block.mlp(block.ln_2(x))
+            new_k.append(k)
+            new_v.append(v)
+        return self.lm.lm_head(body.ln_f(x)), torch.stack(new_k), torch.stack(new_v)
+
+
+def gpt2_decode_step(max_len: int = SEQ_LEN, **config: int) -> tuple[nn.Module, tuple]:
+    """(GPT2DecodeStep of a random-weight GPT-2, small unless config overrides its sizes,
+    example inputs for a cache of max_len positions)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    settings = GPT2Config(attn_implementation="eager", use_cache=False, **config)
+    step = GPT2DecodeStep(GPT2LMHeadModel(settings).eval()).eval()
+    layers, cache = settings.n_layer, (1, step.heads, max_len, step.head_dim)
+    inputs = (
+        torch.zeros(1, 1, dtype=torch.int64),
+        torch.zeros(1, 1, dtype=torch.int64),
+        torch.zeros(1, 1, 1, max_len + 1),
+        torch.zeros(layers, *cache),
+        torch.zeros(layers, *cache),
+    )
+    return step, inputs
+
+
+DECODE_INPUTS = ("token", "position", "mask", "past_k", "past_v")
 
 
 def token_inputs(vocab_size: int, seq_len: int = SEQ_LEN, seed: int = 0) -> tuple[Tensor, Tensor]:

@@ -82,6 +82,9 @@ def round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+# Threads with a slice of scratch in the kernels that give each one (XG_SCRATCH_THREADS).
+SCRATCH_THREADS = 8
+
 # Joins the kernel calls of a node whose passes feed each other.
 BETWEEN_PASSES = "\nxg_barrier();\n"
 

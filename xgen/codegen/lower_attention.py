@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from xgen.codegen.loops import broadcast_strides, contiguous_strides, transposed_view
 from xgen.codegen.lower import (
+    SCRATCH_THREADS,
     KernelContext,
     c_float,
     c_ints,
@@ -19,7 +20,6 @@ from xgen.ir import ops as O
 from xgen.ir.infer import broadcast_shapes
 
 # Must match kernels/attention.h and conv_nhwc.h.
-ATTENTION_THREADS = 8  # XG_ATTENTION_THREADS: threads with a scratch slice
 ATTENTION_MAX_ROWS = 8  # XG_ATTENTION_MAX_ROWS: query rows in a block, at most
 PANEL = 16  # XG_CONV_NHWC_NP: columns of a packed panel
 
@@ -64,7 +64,7 @@ def lower_attention(ctx: KernelContext, node: Node) -> str:
             _batch_heads(scores, broadcast_strides(node.inputs[3].shape, scores), batch)
         )
     slice_floats = thread_floats(sk, d, dv)
-    (scratch,) = scratch_arrays(ctx, [ATTENTION_THREADS * slice_floats])
+    (scratch,) = scratch_arrays(ctx, [SCRATCH_THREADS * slice_floats])
     outer, heads = ([1, 1] + list(batch))[-2:]
     return (
         f"xg_attention({outer}, {heads}, {sq}, {sk}, {d}, {dv}, {c_float(a.scale)},\n"

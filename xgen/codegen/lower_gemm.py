@@ -15,6 +15,7 @@ import numpy as np
 from xgen.codegen.loops import transposed_view
 from xgen.codegen.lower import (
     BETWEEN_PASSES,
+    SCRATCH_THREADS,
     KernelContext,
     c_float,
     c_ints,
@@ -236,7 +237,6 @@ def _lower_conv_channels_last(ctx: KernelContext, node: Node) -> str:
 # A thread's buffer of expanded rows (kernels/expand_depthwise.h): up to 512 KiB, in a 1 MiB
 # L2 beside the weights; bands of output rows as tall as it allows.
 EXPAND_BUFFER_FLOATS = 128 * 1024
-EXPAND_THREADS = 8  # XG_EXPAND_DW_THREADS
 
 
 def _expand_depthwise_call(ctx: KernelContext, node: Node, geometry: str) -> str:
@@ -252,7 +252,7 @@ def _expand_depthwise_call(ctx: KernelContext, node: Node, geometry: str) -> str
     band = max(1, (EXPAND_BUFFER_FLOATS // row_floats - reach) // a.strides[0] + 1)
     band = min(band, y.shape[1])
     buffer_floats = round_up(((band - 1) * a.strides[0] + reach) * row_floats, 16)
-    (scratch,) = scratch_arrays(ctx, [EXPAND_THREADS * buffer_floats])
+    (scratch,) = scratch_arrays(ctx, [SCRATCH_THREADS * buffer_floats])
     epilogue = epilogue_literal(ctx, a.epilogue, residual, col_bias=ctx.ptr(bias))
     expand_epilogue = epilogue_literal(ctx, a.expand, None, col_bias=ctx.ptr(bias_expand))
     packed = ctx.add_weight(pack_conv_nhwc(w_expand.data), f"{node.name} packed expand weight")

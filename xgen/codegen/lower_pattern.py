@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xgen.codegen.lower import KernelContext, round_up, scratch_arrays
+from xgen.codegen.lower import SCRATCH_THREADS, KernelContext, round_up, scratch_arrays
 from xgen.ir import Node, Value
 from xgen.ir.ops import ConvKernel
 from xgen.ir.sparsity import REMOVED, TAPS, pattern_structure
 
 PATTERN_V = 4  # XG_PATTERN_V: accumulator vectors of 16 positions per filter
-PATTERN_THREADS = 8  # XG_PATTERN_THREADS: threads with a scratch slice
 # A thread's planar block of input rows: up to 512 KiB, which stays in a 1 MiB L2 beside the
 # weights it meets; more rows per block means fewer border rows gathered twice.
 SLICE_FLOATS = 128 * 1024
@@ -122,7 +121,7 @@ def pattern_conv_call(
     sparse = group_entries(kept, cout, cin, split_count(cout, batch, out_h, out_w, rows))
     wp = out_w + 2  # xg_pattern_slice_floats:
     slice_floats = cout * PATTERN_V * 16 + cin * (rows + 2) * wp + 16 * PATTERN_V + 2 * wp + 2
-    (scratch,) = scratch_arrays(ctx, [PATTERN_THREADS * round_up(slice_floats, 16)])
+    (scratch,) = scratch_arrays(ctx, [SCRATCH_THREADS * round_up(slice_floats, 16)])
     name = f"{node.name} {node.attrs.kernel.value}"
     patterns, taps = sparse.pattern_taps.shape
     layer = ",\n        ".join(

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from xgen.codegen.lower import KernelContext, round_up, scratch_arrays
+from xgen.codegen.lower import SCRATCH_THREADS, KernelContext, round_up, scratch_arrays
 from xgen.ir import Node, Value
 from xgen.ir.ops import WINOGRAD_POINTS as POINTS
 from xgen.ir.ops import WINOGRAD_TILE as TILE
 
 BLOCK = 28  # XG_WINOGRAD_BLOCK: tiles per GEMM block
-THREADS = 8  # XG_WINOGRAD_THREADS: threads with a product buffer
 GROUP = 64  # XG_WINOGRAD_GROUP: output channels per group (4 panels of 16 with AVX-512)
 PANEL = 16  # XG_CONV_NHWC_NP
 # The transformed input of a band of tiles: about 1 MiB, which stays in the caches between the
@@ -55,7 +54,9 @@ def winograd_conv_call(
     cstride = round_up(cin, PANEL)
     tiles = batch * tiles_y * tiles_x
     band = min(tiles, max(BLOCK, BAND_FLOATS // (POINTS * cstride)))
-    v, products = scratch_arrays(ctx, [POINTS * band * cstride, THREADS * POINTS * BLOCK * GROUP])
+    v, products = scratch_arrays(
+        ctx, [POINTS * band * cstride, SCRATCH_THREADS * POINTS * BLOCK * GROUP]
+    )
     u = ctx.add_weight(transform_weight(w), f"{node.name} winograd weight")
     layer = ",\n        ".join(
         [

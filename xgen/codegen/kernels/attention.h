@@ -21,7 +21,6 @@
 #include "conv_nhwc.h"
 #include "elementwise.h" /* xg_expf */
 
-#define XG_ATTENTION_THREADS 8 /* threads with a scratch slice; more threads idle here */
 #define XG_ATTENTION_MAX_ROWS 8 /* lower_attention sizes the slices for blocks this tall */
 _Static_assert(XG_CONV_NHWC_MR <= XG_ATTENTION_MAX_ROWS, "attention blocks outgrow their slice");
 
@@ -104,7 +103,7 @@ static void xg_attention_product(const float *const *rows, const float *w, long 
 }
 
 /* y = softmax(scale * Q K^T + mask) V over batch x heads; mask may be NULL (ms unused). scratch
- * holds XG_ATTENTION_THREADS slices of thread_floats (lower_attention.thread_floats). */
+ * holds XG_SCRATCH_THREADS slices of thread_floats (lower_attention.thread_floats). */
 static void xg_attention(long batch, long heads, long sq, long sk, long d, long dv, float scale,
                          const float *q, const long *qs, const float *k, const long *ks,
                          const float *v, const long *vs, const float *mask, const long *ms,
@@ -113,7 +112,7 @@ static void xg_attention(long batch, long heads, long sq, long sk, long d, long 
     enum { MR = XG_CONV_NHWC_MR };
     long skp = xg_attention_round_up(sk), dvp = xg_attention_round_up(dv);
     long blocks = (sq + MR - 1) / MR, units = batch * heads * blocks;
-    long team = XG_MIN(xg_team_size(), XG_ATTENTION_THREADS), rank = xg_team_rank();
+    long team = XG_MIN(xg_team_size(), XG_SCRATCH_THREADS), rank = xg_team_rank();
     if (batch * heads * sq * sk * (d + dv) < XG_PARALLEL_MIN) team = 1;
     if (rank >= team) return;
     float *kt = scratch + rank * thread_floats, *vp = kt + skp * d, *s = vp + dvp * sk;

@@ -37,6 +37,10 @@
 
 /* Loops with at least this much work (elements, or multiply-adds) are split over the team. */
 #define XG_PARALLEL_MIN 32768L
+/* Kernels that give each thread a slice of scratch memory (attention, Winograd, the sparse and
+ * the fused expansion kernels) reserve this many slices (lower.SCRATCH_THREADS); a thread past
+ * them idles in those kernels. */
+#define XG_SCRATCH_THREADS 8
 /* Pauses xg_barrier spins before it starts yielding the core (a few tens of microseconds). */
 #define XG_SPIN_LIMIT 4096
 

@@ -21,7 +21,6 @@
 #include "conv_nhwc.h"
 #include "depthwise.h"
 
-#define XG_EXPAND_DW_THREADS 8 /* threads with a band buffer; more threads idle here */
 
 /* e rows [row0, row1) of image x (pixels [row0 * w, row1 * w)), each cexp floats, into e. */
 static void xg_expand_rows(const float *x, long cin, long cexp, long width, long row0, long row1,
@@ -45,7 +44,7 @@ static void xg_expand_rows(const float *x, long cin, long cexp, long width, long
 
 /* y [batch][out][cexp] = ep(depthwise(expand_ep(x [batch][in][cin] * w_expand))), w_dw
  * [taps][cexp] as xg_depthwise_nhwc takes it; `band` output rows at a time, scratch holding
- * XG_EXPAND_DW_THREADS buffers of `buffer_floats` (the input rows of a band, cexp floats a
+ * XG_SCRATCH_THREADS buffers of `buffer_floats` (the input rows of a band, cexp floats a
  * pixel). */
 static void xg_expand_depthwise_nhwc(const float *x, const float *w_expand,
                                      const xg_epilogue *expand_ep, const float *w_dw, float *y,
@@ -55,7 +54,7 @@ static void xg_expand_depthwise_nhwc(const float *x, const float *w_expand,
                                      long band, long buffer_floats, float *scratch)
 {
     long rows = batch * out[1], taps = ker[1] * ker[2];
-    long team = XG_MIN(xg_team_size(), XG_EXPAND_DW_THREADS), rank = xg_team_rank();
+    long team = XG_MIN(xg_team_size(), XG_SCRATCH_THREADS), rank = xg_team_rank();
     if (rows * out[2] * cexp * (cin + taps) < XG_PARALLEL_MIN) team = 1;
     if (rank >= team) return;
     float *e = scratch + rank * buffer_floats;

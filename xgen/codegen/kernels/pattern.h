@@ -38,7 +38,6 @@
 
 #define XG_PATTERN_SLOTS 16   /* patterns a layer's library may hold */
 #define XG_PATTERN_V 4        /* accumulator vectors of 16 positions per filter */
-#define XG_PATTERN_THREADS 8 /* threads with a scratch slice; more threads idle in these nodes */
 
 typedef struct {
     long cin, cout;
@@ -186,7 +185,7 @@ static void xg_pattern_store(const xg_pattern_layer *L, const xg_v16 *sums, long
 }
 
 /* y = epilogue(conv(x)), x [batch][in_h][in_w][cin] and y [batch][out_h][out_w][cout];
- * scratch holds XG_PATTERN_THREADS slices of xg_pattern_slice_floats floats. */
+ * scratch holds XG_SCRATCH_THREADS slices of xg_pattern_slice_floats floats. */
 static void xg_pattern_conv_nhwc(const float *x, float *y, long batch, const xg_pattern_layer *L,
                                  const xg_epilogue *ep, float *scratch)
 {
@@ -195,7 +194,7 @@ static void xg_pattern_conv_nhwc(const float *x, float *y, long batch, const xg_
     long blocks = (L->out_h + L->rows - 1) / L->rows, vblocks = (L->rows * wp + BLOCK - 1) / BLOCK;
     long items = batch * blocks * vblocks * L->splits;
     long entries = L->group_start[L->splits * (groups + 1) - 1];
-    long team = XG_MIN(xg_team_size(), XG_PATTERN_THREADS), rank = xg_team_rank();
+    long team = XG_MIN(xg_team_size(), XG_SCRATCH_THREADS), rank = xg_team_rank();
     if (entries * L->taps * BLOCK * batch * blocks * vblocks < XG_PARALLEL_MIN) team = 1;
     if (rank >= team) return;
     long lo = items * rank / team, hi = items * (rank + 1) / team;

@@ -31,7 +31,6 @@
 
 #define XG_WINOGRAD_POINTS 36    /* the 6 x 6 transform domain */
 #define XG_WINOGRAD_BLOCK 28     /* tiles per GEMM block: 4 row tiles of 7 (AVX-512) */
-#define XG_WINOGRAD_THREADS 8    /* threads with an m buffer; more threads idle in phase 2 */
 #define XG_WINOGRAD_GROUP (XG_CONV_NHWC_PANELS * XG_CONV_NHWC_NP) /* output channels a group */
 
 typedef struct {
@@ -170,7 +169,7 @@ static void xg_winograd_products(const float *v, float *y, const xg_winograd_lay
     enum { NP = XG_CONV_NHWC_NP, PANELS = XG_CONV_NHWC_PANELS, BLOCK = XG_WINOGRAD_BLOCK };
     long panels = (L->cout + NP - 1) / NP, groups = (panels + PANELS - 1) / PANELS;
     long pairs = groups * nb;
-    long team = XG_MIN(xg_team_size(), XG_WINOGRAD_THREADS), rank = xg_team_rank();
+    long team = XG_MIN(xg_team_size(), XG_SCRATCH_THREADS), rank = xg_team_rank();
     if (pairs * L->cstride * XG_WINOGRAD_GROUP * XG_WINOGRAD_POINTS < XG_PARALLEL_MIN) team = 1;
     if (rank >= team) return;
     /* The thread's (group, tile) pairs, group-major, in blocks that stay within a group. */
@@ -187,14 +186,14 @@ static void xg_winograd_products(const float *v, float *y, const xg_winograd_lay
 }
 
 /* y [batch][out_h][out_w][cout] = epilogue(conv(x)), x [batch][in_h][in_w][cin]; v holds
- * 36 * band * cstride floats, scratch XG_WINOGRAD_THREADS buffers of 36 * BLOCK * GROUP.
+ * 36 * band * cstride floats, scratch XG_SCRATCH_THREADS buffers of 36 * BLOCK * GROUP.
  * The phases of a band read what the other threads wrote: barriers between them (the team
  * calls this as it calls every kernel, all threads with the same arguments). */
 static void xg_winograd_conv_nhwc(const float *x, float *y, const xg_winograd_layer *L,
                                   const xg_epilogue *ep, float *v, float *scratch)
 {
     long tiles = L->batch * L->tiles_y * L->tiles_x;
-    float *m = scratch + XG_MIN(xg_team_rank(), XG_WINOGRAD_THREADS - 1) *
+    float *m = scratch + XG_MIN(xg_team_rank(), XG_SCRATCH_THREADS - 1) *
                              (long)XG_WINOGRAD_POINTS * XG_WINOGRAD_BLOCK * XG_WINOGRAD_GROUP;
     for (long b0 = 0; b0 < tiles; b0 += L->band) {
         long nb = XG_MIN(L->band, tiles - b0);

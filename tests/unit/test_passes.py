@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -218,12 +219,25 @@ def scalar(g: Graph, value: float) -> Value:
 
 
 def gelu_chain(g: Graph, x: Value, form: str) -> Value:
-    """0.5 * x * (1 + erf(x / sqrt(2))) as exporters spell it, in several associations."""
-    if form == "mul_inverse_sqrt2":
+    """0.5 * x * (1 + erf(x / sqrt(2))) as exporters spell it, in several associations; the
+    tanh forms: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))."""
+    if form.startswith("tanh"):
+        (cube,) = g.add_node(Op.POW, [x, scalar(g, 3.0)])
+        if form == "tanh_constants_first":
+            (term,) = g.add_node(Op.MUL, [scalar(g, 0.044715), cube])
+            (total,) = g.add_node(Op.ADD, [term, x])
+            (scaled,) = g.add_node(Op.MUL, [scalar(g, math.sqrt(2 / math.pi)), total])
+        else:
+            (term,) = g.add_node(Op.MUL, [cube, scalar(g, 0.044715)])
+            (total,) = g.add_node(Op.ADD, [x, term])
+            (scaled,) = g.add_node(Op.MUL, [total, scalar(g, math.sqrt(2 / math.pi))])
+        (erf,) = g.add_node(Op.TANH, [scaled])
+    elif form == "mul_inverse_sqrt2":
         (scaled,) = g.add_node(Op.MUL, [scalar(g, 0.7071067811865476), x])
+        (erf,) = g.add_node(Op.ERF, [scaled])
     else:
         (scaled,) = g.add_node(Op.DIV, [x, scalar(g, 1.4142135623730951)])
-    (erf,) = g.add_node(Op.ERF, [scaled])
+        (erf,) = g.add_node(Op.ERF, [scaled])
     (t,) = g.add_node(Op.ADD, [erf, scalar(g, 1.0)])
     if form == "half_x_first":  # (0.5 * x) * t
         (half,) = g.add_node(Op.MUL, [x, scalar(g, 0.5)])
@@ -235,7 +249,10 @@ def gelu_chain(g: Graph, x: Value, form: str) -> Value:
     return g.add_node(Op.MUL, [x, half_t])[0]
 
 
-@pytest.mark.parametrize("form", ["half_first", "x_first", "half_x_first", "mul_inverse_sqrt2"])
+@pytest.mark.parametrize(
+    "form",
+    ["half_first", "x_first", "half_x_first", "mul_inverse_sqrt2", "tanh", "tanh_constants_first"],
+)
 def test_gelu_chain_becomes_one_node_then_fuses_into_the_gemm(form: str) -> None:
     g = Graph()
     x = g.add_input("x", DType.FLOAT32, (2, 5, 24))
@@ -249,7 +266,8 @@ def test_gelu_chain_becomes_one_node_then_fuses_into_the_gemm(form: str) -> None
     optimized = rewritten(g, passes.optimize)
     assert optimized.op_counts() == {"Reshape": 2, "Gemm": 1}
     (gemm,) = [n for n in optimized.nodes if n.op is Op.GEMM]
-    assert gemm.attrs.epilogue.activation is O.Activation.GELU
+    tanh = form.startswith("tanh")
+    assert gemm.attrs.epilogue.activation is (O.Activation.GELU_TANH if tanh else O.Activation.GELU)
     name = g.outputs[0].name
     got = xgen.compile(g).run(inputs)[name]
     np.testing.assert_allclose(got, reference.run(g, inputs)[name], rtol=1e-5, atol=1e-5)

@@ -1,9 +1,10 @@
 """Recognise GELU written out as elementwise ops and make it one Gelu node.
 
 Exporters spell GELU(x) = 0.5 * x * (1 + erf(x / sqrt(2))) as five nodes (Div or Mul by a
-constant, Erf, Add 1, two Muls in either association), each a pass over a [tokens, 4 * hidden]
-tensor. As one Gelu node it is one pass, or none once the epilogue pass fuses it into the Gemm
-that produces x.
+constant, Erf, Add 1, two Muls in either association), and its tanh form (GPT-2's gelu_new)
+0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))) as eight, each a pass over a
+[tokens, 4 * hidden] tensor. As one Gelu node it is one pass, or none once the epilogue pass
+fuses it into the Gemm that produces x.
 """
 
 from __future__ import annotations
@@ -16,25 +17,31 @@ from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import GeluAttrs
 from xgen.passes.rewrite import origin, sole_consumer
 
+Users = dict[Value, list[Node]]
+Producers = dict[Value, Node]
+
 
 def fuse_gelu(graph: Graph) -> None:
-    for erf in [n for n in graph.nodes if n.op is Op.ERF]:
-        match = _match(graph, erf)
+    for activation in [n for n in graph.nodes if n.op in (Op.ERF, Op.TANH)]:
+        match = _match(graph, activation)
         if match is not None and match[1][-1].outputs[0].type == match[0].type:
-            _replace(graph, *match)
+            _replace(graph, *match, tanh=activation.op is Op.TANH)
 
 
-def _match(graph: Graph, erf: Node) -> tuple[Value, list[Node]] | None:
-    """(x, the nodes from the scaling of x to the one writing GELU(x)), if erf is part of one."""
+def _match(graph: Graph, activation: Node) -> tuple[Value, list[Node]] | None:
+    """(x, the nodes from the scaling of x to the one writing GELU(x)), if the Erf or Tanh is
+    part of one."""
     producers, users = graph.producers(), graph.consumers()
-    scale = producers.get(erf.inputs[0])
-    if scale is None or sole_consumer(graph, scale.outputs[0], users) is not erf:
+    head = _erf_head if activation.op is Op.ERF else _tanh_head
+    found = head(graph, activation, producers, users)
+    if found is None:
         return None
-    x = _scaled_input(scale)
-    if x is None or x.dtype is not DType.FLOAT32:
+    x, scaling = found
+    if x.dtype is not DType.FLOAT32:
         return None
-    add = sole_consumer(graph, erf.outputs[0], users)
-    if add is None or add.op is not Op.ADD or not _is_constant(_operand(add, erf.outputs[0]), 1.0):
+    out = activation.outputs[0]
+    add = sole_consumer(graph, out, users)
+    if add is None or add.op is not Op.ADD or not _is_constant(_operand(add, out), 1.0):
         return None
     first = sole_consumer(graph, add.outputs[0], users)
     if first is None or first.op is not Op.MUL:
@@ -42,24 +49,71 @@ def _match(graph: Graph, erf: Node) -> tuple[Value, list[Node]] | None:
     factor = _operand(first, add.outputs[0])
     half = producers.get(factor)
     if _is_half_of(half, x) and sole_consumer(graph, factor, users) is first:
-        return x, [half, scale, erf, add, first]  # t * (0.5 * x)
+        return x, [half, *scaling, activation, add, first]  # t * (0.5 * x)
     second = sole_consumer(graph, first.outputs[0], users)
     if second is None or second.op is not Op.MUL:
         return None
     other = _operand(second, first.outputs[0])
     if not (factor is x and _is_constant(other, 0.5) or other is x and _is_constant(factor, 0.5)):
         return None
-    return x, [scale, erf, add, first, second]  # (t * x) * 0.5 or (t * 0.5) * x
+    return x, [*scaling, activation, add, first, second]  # (t * x) * 0.5 or (t * 0.5) * x
 
 
-def _scaled_input(scale: Node) -> Value | None:
-    """x, if scale computes x / sqrt(2) or x * (1 / sqrt(2))."""
+def _erf_head(
+    graph: Graph, erf: Node, producers: Producers, users: Users
+) -> tuple[Value, list[Node]] | None:
+    """(x, [the scaling]) if erf's input is x / sqrt(2) or x * (1 / sqrt(2))."""
+    scale = _feeding(graph, erf.inputs[0], erf, producers, users)
+    if scale is None:
+        return None
     if scale.op is Op.DIV and _is_constant(scale.inputs[1], math.sqrt(2.0)):
-        return scale.inputs[0]
+        return scale.inputs[0], [scale]
     if scale.op is Op.MUL:
         for i in (0, 1):
             if _is_constant(scale.inputs[1 - i], math.sqrt(0.5)):
-                return scale.inputs[i]
+                return scale.inputs[i], [scale]
+    return None
+
+
+def _tanh_head(
+    graph: Graph, tanh: Node, producers: Producers, users: Users
+) -> tuple[Value, list[Node]] | None:
+    """(x, the nodes computing tanh's input) if it is sqrt(2 / pi) * (x + 0.044715 * x^3),
+    x^3 a Pow by 3; constants on either side of each Mul and Add."""
+    scale = _feeding(graph, tanh.inputs[0], tanh, producers, users)
+    inner = _times_constant(scale, math.sqrt(2.0 / math.pi))
+    total = _feeding(graph, inner, scale, producers, users) if inner is not None else None
+    if total is None or total.op is not Op.ADD:
+        return None
+    for x, term in (total.inputs, total.inputs[::-1]):
+        weight = _feeding(graph, term, total, producers, users)
+        cube = _times_constant(weight, 0.044715)
+        power = _feeding(graph, cube, weight, producers, users) if cube is not None else None
+        if (
+            power is not None
+            and power.op is Op.POW
+            and power.inputs[0] is x
+            and _is_constant(power.inputs[1], 3.0)
+        ):
+            return x, [power, weight, total, scale]
+    return None
+
+
+def _feeding(
+    graph: Graph, value: Value, reader: Node, producers: Producers, users: Users
+) -> Node | None:
+    """The node writing value, if reader is the only node reading it."""
+    node = producers.get(value)
+    return node if node is not None and sole_consumer(graph, value, users) is reader else None
+
+
+def _times_constant(node: Node | None, target: float) -> Value | None:
+    """v, if node computes v * target or target * v."""
+    if node is None or node.op is not Op.MUL:
+        return None
+    for i in (0, 1):
+        if _is_constant(node.inputs[1 - i], target):
+            return node.inputs[i]
     return None
 
 
@@ -83,10 +137,10 @@ def _is_constant(value: Value, target: float) -> bool:
     return bool(np.all(np.abs(data.astype(np.float64) - target) <= 1e-6 * abs(target)))
 
 
-def _replace(graph: Graph, x: Value, chain: list[Node]) -> None:
+def _replace(graph: Graph, x: Value, chain: list[Node], tanh: bool) -> None:
     """One Gelu node where the chain's last node stood, writing that node's output."""
     at = graph.nodes.index(chain[-1])
-    attrs = GeluAttrs(tanh_approximation=False)
+    attrs = GeluAttrs(tanh_approximation=tanh)
     gelu = graph.insert_node(at, Op.GELU, [x], attrs, chain[-1].name)
     gelu.outputs[0] = chain[-1].outputs[0]
     gelu.origin = origin(*chain)

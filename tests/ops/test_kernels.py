@@ -585,16 +585,19 @@ class EpilogueModel:
 
     def check(self, fused_ops: set[str]) -> None:
         """xgen fused and unfused, and the numpy reference of the fused graph, against
-        onnxruntime; fused_ops: the op types left after fusion."""
+        onnxruntime; fused_ops: the op types left after fusion. The direct conv kernel, as in
+        run_graph: Winograd's rounding (about 1e-5 of the output's magnitude, tested in
+        test_winograd.py) breaks atol 1e-4 on outputs up to ~15 for some RNG draws, and the
+        draws here depend on which tests ran first in the worker."""
         import xgen
         from xgen import passes, reference
         from xgen.frontend.onnx import import_onnx
 
         model = self.model()
-        graph = passes.optimize(import_onnx(model, None, None), debug=True)
+        graph = passes.optimize(import_onnx(model, None, None), debug=True, winograd=False)
         assert set(graph.op_counts()) == fused_ops, graph.op_counts()
         results = {
-            "fused": xgen.compile(model).run(self.feeds),
+            "fused": xgen.compile(model, winograd=False).run(self.feeds),
             "unfused": xgen.compile(model, optimize=False).run(self.feeds),
             "reference of fused": reference.run(graph, self.feeds),
         }

@@ -143,3 +143,24 @@ def test_fused_attention_keeps_the_output_transpose_and_perms() -> None:
     # what `xgen info --fusion` lists it computing: both products, the scale, mask, softmax
     assert node.origin.count("MatMul") == 2 and "Softmax" in node.origin
     assert {"Mul", "Add", "Transpose"} <= set(node.origin)
+
+
+class ScaledDotProduct(torch.nn.Module):
+    """torch's fused attention: its export scales Q and K^T by sqrt(scale) each, before the
+    product."""
+
+    def forward(self, q, k, v, mask) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def test_scaled_dot_product_attention_export_fuses() -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 11, 24) for _ in range(3))
+    mask = torch.where(torch.rand(1, 1, 11, 11) < 0.3, -1e4, 0.0)
+    model = export_onnx(ScaledDotProduct(), (q, k, v, mask))
+    ops = [n.op for n in optimize(import_onnx(model)).nodes]
+    assert ops.count(Op.ATTENTION) == 1 and Op.MUL not in ops and Op.SOFTMAX not in ops
+    with torch.no_grad():
+        expected = ScaledDotProduct()(q, k, v, mask).numpy()
+    got = xgen.compile(model)(q.numpy(), k.numpy(), v.numpy(), mask.numpy())
+    assert_close(got, expected, "scaled_dot_product_attention")

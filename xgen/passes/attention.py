@@ -25,9 +25,10 @@ class _Scores:
     """The part of the chain before the Softmax: scale * (Q @ K^T) [+ mask]."""
 
     product: Node  # the MatMul Q @ K^T
+    operands: list[Value]  # Q and K^T as the MatMul reads them, before any scaling of theirs
     scale: float
     mask: Value | None
-    nodes: list[Node]  # the product, then the scaling and the mask Add where present
+    nodes: list[Node]  # the operands' scalings, the product, the scaling and the mask Add
 
 
 def fuse_attention(graph: Graph) -> None:
@@ -55,7 +56,7 @@ def _fuse(graph: Graph, softmax: Node) -> None:
     if after is not None and after.op is Op.TRANSPOSE:
         nodes.append(after)
         output, out_perm = after.outputs[0], after.attrs.perm
-    q, k = scores.product.inputs
+    q, k = scores.operands
     v = weighted.inputs[1]
     attrs = AttentionAttrs(
         scale=scores.scale,
@@ -101,17 +102,48 @@ def _scaled_product(
     if node is None:
         return None
     if node.op is Op.MATMUL:
-        return _Scores(node, 1.0, None, [node])
+        return _product(graph, node, 1.0, [], users, producers)
     if node.op not in (Op.MUL, Op.DIV):
         return None
     for i in (0, 1) if node.op is Op.MUL else (0,):
         factor, product = node.inputs[1 - i], node.inputs[i]
-        constant = factor.data is not None and factor.data.size == 1
+        c = _scalar(factor)
         matmul = _chain_producer(graph, product, users, producers)
-        if constant and matmul is not None and matmul.op is Op.MATMUL and product.shape == x.shape:
-            c = float(factor.data.ravel()[0])
-            return _Scores(matmul, c if node.op is Op.MUL else 1.0 / c, None, [matmul, node])
+        is_product = matmul is not None and matmul.op is Op.MATMUL
+        if c is not None and is_product and product.shape == x.shape:
+            scale = c if node.op is Op.MUL else 1.0 / c
+            return _product(graph, matmul, scale, [node], users, producers)
     return None
+
+
+def _product(
+    graph: Graph,
+    matmul: Node,
+    scale: float,
+    after: list[Node],
+    users: dict[Value, list[Node]],
+    producers: dict[Value, Node],
+) -> _Scores:
+    """The scores of Q @ K^T times scale, the scalings after it in `after`: an operand that is
+    itself a Mul by a scalar constant read only by the product (scaled_dot_product_attention's
+    export scales Q and K^T by sqrt(scale) each) is read unscaled, its factor in the scale."""
+    operands, before = [], []
+    for value in matmul.inputs:
+        mul = _chain_producer(graph, value, users, producers)
+        for i in (0, 1):
+            c = _scalar(mul.inputs[1 - i]) if mul is not None and mul.op is Op.MUL else None
+            if c is not None and mul.inputs[i].shape == value.shape:
+                value, scale = mul.inputs[i], scale * c
+                before.append(mul)
+                break
+        operands.append(value)
+    return _Scores(matmul, operands, scale, None, [*before, matmul, *after])
+
+
+def _scalar(value: Value) -> float | None:
+    """The value of a constant holding one number."""
+    data = value.data
+    return float(data.ravel()[0]) if data is not None and data.size == 1 else None
 
 
 def _chain_producer(

@@ -164,3 +164,31 @@ def test_scaled_dot_product_attention_export_fuses() -> None:
         expected = ScaledDotProduct()(q, k, v, mask).numpy()
     got = xgen.compile(model)(q.numpy(), k.numpy(), v.numpy(), mask.numpy())
     assert_close(got, expected, "scaled_dot_product_attention")
+
+
+class NanGuarded(torch.nn.Module):
+    """Attention whose fully masked rows (-inf throughout: softmax 0/0) give zeros, as
+    exporters of scaled_dot_product_attention guard them: Where(IsNaN(p), 0, p)."""
+
+    def forward(self, q, k, v, mask) -> torch.Tensor:
+        p = torch.softmax(q @ k.transpose(-1, -2) * 0.25 + mask, dim=-1)
+        return torch.where(torch.isnan(p), 0.0, p) @ v
+
+
+def test_a_nan_guard_on_the_probabilities_fuses_and_zeroes_fully_masked_rows() -> None:
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 9, 16) for _ in range(3))
+    mask = torch.where(torch.rand(1, 1, 9, 9) < 0.3, float("-inf"), 0.0)
+    mask[..., 4, :] = float("-inf")  # query row 4 sees nothing
+    model = export_onnx(NanGuarded(), (q, k, v, mask))
+    graph = optimize(import_onnx(model))
+    ((node,),) = [[n for n in graph.nodes if n.op is Op.ATTENTION]]
+    assert node.attrs.nan_to_zero and Op.IS_NAN not in [n.op for n in graph.nodes]
+    with torch.no_grad():
+        expected = NanGuarded()(q, k, v, mask).numpy()
+    assert np.all(expected[0, :, 4] == 0.0)
+    feeds = [q.numpy(), k.numpy(), v.numpy(), mask.numpy()]
+    assert_close(xgen.compile(model)(*feeds), expected, "compiled")
+    names = [i.name for i in graph.inputs]
+    (got,) = reference.run(graph, dict(zip(names, feeds, strict=True))).values()
+    assert_close(got, expected, "reference")

@@ -67,7 +67,8 @@ def lower_attention(ctx: KernelContext, node: Node) -> str:
     (scratch,) = scratch_arrays(ctx, [SCRATCH_THREADS * slice_floats])
     outer, heads = ([1, 1] + list(batch))[-2:]
     return (
-        f"xg_attention({outer}, {heads}, {sq}, {sk}, {d}, {dv}, {c_float(a.scale)},\n"
+        f"xg_attention({outer}, {heads}, {sq}, {sk}, {d}, {dv}, {c_float(a.scale)}, "
+        f"{int(a.nan_to_zero)},\n"
         f"    {ctx.ptr(q)}, {c_ints(q_strides)}, {ctx.ptr(k)}, {c_ints(k_strides)},\n"
         f"    {ctx.ptr(v)}, {c_ints(v_strides)}, {mask}, {mask_strides},\n"
         f"    {ctx.ptr(y)}, {c_ints(y_strides)}, {scratch}, {slice_floats});"

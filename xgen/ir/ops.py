@@ -322,7 +322,9 @@ class AttentionAttrs:
     are: Q = transpose(q, q_perm) is [..., Sq, D], K likewise [..., Sk, D] (not transposed),
     V [..., Sk, Dv], whose batch dims broadcast together as a MatMul's do (K and V shared by
     heads); the mask broadcasts to [..., Sq, Sk]. The output
-    is transpose(result, out_perm) of the [..., Sq, Dv] result. Empty perms are identities."""
+    is transpose(result, out_perm) of the [..., Sq, Dv] result. Empty perms are identities.
+    nan_to_zero: the probabilities that are NaN (a row whose mask is -inf throughout) count as 0,
+    as scaled_dot_product_attention's export writes it (Where(IsNaN(p), 0, p))."""
 
     scale: float
     q_perm: tuple[int, ...] = ()
@@ -330,6 +332,7 @@ class AttentionAttrs:
     v_perm: tuple[int, ...] = ()
     out_perm: tuple[int, ...] = ()
     masked: bool = False
+    nan_to_zero: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def _fuse(graph: Graph, softmax: Node) -> None:
     x = softmax.inputs[0]
     if softmax.attrs.axis != len(x.shape) - 1 or x.dtype is not DType.FLOAT32:
         return
-    probabilities = softmax.outputs[0]
+    guard = _nan_guard(graph, softmax.outputs[0], users)
+    probabilities = guard[-1].outputs[0] if guard else softmax.outputs[0]
     weighted = sole_consumer(graph, probabilities, users)
     if weighted is None or weighted.op is not Op.MATMUL or weighted.inputs[0] is not probabilities:
         return
@@ -50,7 +51,7 @@ def _fuse(graph: Graph, softmax: Node) -> None:
     scores = _scores(graph, x, users, producers)
     if scores is None:
         return
-    nodes = [*scores.nodes, softmax, weighted]
+    nodes = [*scores.nodes, softmax, *guard, weighted]
     output, out_perm = weighted.outputs[0], ()
     after = sole_consumer(graph, output, users)
     if after is not None and after.op is Op.TRANSPOSE:
@@ -65,6 +66,7 @@ def _fuse(graph: Graph, softmax: Node) -> None:
         v_perm=weighted.attrs.b_perm,
         out_perm=out_perm,
         masked=scores.mask is not None,
+        nan_to_zero=bool(guard),
     )
     if not _fits_kernel(attrs, q, k, v, output):
         return
@@ -74,6 +76,26 @@ def _fuse(graph: Graph, softmax: Node) -> None:
     fused.outputs[0], fused.origin = output, origin(*nodes)
     for node in nodes:
         graph.nodes.remove(node)
+
+
+def _nan_guard(graph: Graph, p: Value, users: dict[Value, list[Node]]) -> list[Node]:
+    """[IsNaN, Where] if p is read only by Where(IsNaN(p), 0, p), else []."""
+    readers = users.get(p, [])
+    isnan = next((r for r in readers if r.op is Op.IS_NAN), None)
+    where = sole_consumer(graph, isnan.outputs[0], users) if isnan is not None else None
+    if (
+        where is None
+        or where.op is not Op.WHERE
+        or len(readers) != 2
+        or where not in readers
+        or p in graph.outputs
+        or where.inputs[0] is not isnan.outputs[0]
+        or where.inputs[2] is not p
+        or _scalar(where.inputs[1]) != 0.0
+        or where.outputs[0].shape != p.shape
+    ):
+        return []
+    return [isnan, where]
 
 
 def _scores(

@@ -175,7 +175,8 @@ def attention(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     if a.masked:
         scores = scores + arrays[3]
     e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    y = np.matmul(e / e.sum(axis=-1, keepdims=True), v)
+    p = e / e.sum(axis=-1, keepdims=True)
+    y = np.matmul(np.where(np.isnan(p), 0.0, p) if a.nan_to_zero else p, v)
     return [y.transpose(a.out_perm) if a.out_perm else y]
 
 

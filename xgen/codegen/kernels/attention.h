@@ -102,11 +102,14 @@ static void xg_attention_product(const float *const *rows, const float *w, long 
                              g * PANELS * NP, NULL, XG_NOTHING_AHEAD);
 }
 
-/* y = softmax(scale * Q K^T + mask) V over batch x heads; mask may be NULL (ms unused). scratch
- * holds XG_SCRATCH_THREADS slices of thread_floats (lower_attention.thread_floats). */
+/* y = softmax(scale * Q K^T + mask) V over batch x heads; mask may be NULL (ms unused). With
+ * nan_to_zero a row whose probabilities are NaN (masked by -inf throughout, or a NaN score:
+ * either makes the whole row NaN) gives zeros. scratch holds XG_SCRATCH_THREADS slices of
+ * thread_floats (lower_attention.thread_floats). */
 static void xg_attention(long batch, long heads, long sq, long sk, long d, long dv, float scale,
-                         const float *q, const long *qs, const float *k, const long *ks,
-                         const float *v, const long *vs, const float *mask, const long *ms,
+                         int nan_to_zero, const float *q, const long *qs, const float *k,
+                         const long *ks, const float *v, const long *vs, const float *mask,
+                         const long *ms,
                          float *y, const long *ys, float *scratch, long thread_floats)
 {
     enum { MR = XG_CONV_NHWC_MR };
@@ -135,6 +138,10 @@ static void xg_attention(long batch, long heads, long sq, long sk, long d, long 
         for (long r = 0; r < nrows; r++) {
             const float *mr = mask ? mask + b * ms[0] + h * ms[1] + (i0 + r) * ms[2] : NULL;
             sum[r] = xg_attention_exp_row(s + r * skp, mr, mask ? ms[3] : 0, sk, p + r * skp);
+            if (nan_to_zero && sum[r] != sum[r]) {
+                memset(p + r * skp, 0, (size_t)sk * sizeof(float));
+                sum[r] = 1.0f;
+            }
         }
         for (long r = 0; r < MR; r++) rows[r] = p + XG_MIN(r, nrows - 1) * skp;
         xg_attention_product(rows, vp, sk, dv, o, nrows);

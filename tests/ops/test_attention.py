@@ -192,3 +192,25 @@ def test_a_nan_guard_on_the_probabilities_fuses_and_zeroes_fully_masked_rows() -
     names = [i.name for i in graph.inputs]
     (got,) = reference.run(graph, dict(zip(names, feeds, strict=True))).values()
     assert_close(got, expected, "reference")
+
+
+def test_hugging_face_bert_with_sdpa_attention_is_one_kernel_a_layer() -> None:
+    """Hugging Face's default attention (sdpa) exports Q and K^T each scaled, K^T as Reshape,
+    Transpose, Reshape around a head split, and a NaN guard: all of it fuses, no copy left."""
+    transformers = pytest.importorskip("transformers")
+    from xgen.zoo.transformers_models import HiddenStates
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+        attn_implementation="sdpa",
+    )  # fmt: skip
+    module = HiddenStates(transformers.BertModel(config, add_pooling_layer=False)).eval()
+    ids, mask = torch.randint(0, 100, (1, 16)), torch.ones(1, 16, dtype=torch.int64)
+    mask[:, 12:] = 0
+    model = export_onnx(module, (ids, mask), ["input_ids", "attention_mask"])
+    ops = [n.op for n in optimize(import_onnx(model)).nodes]
+    assert ops.count(Op.ATTENTION) == 2 and Op.TRANSPOSE not in ops and Op.SOFTMAX not in ops
+    with torch.no_grad():
+        expected = module(ids, mask).numpy()
+    assert_close(xgen.compile(model)(ids.numpy(), mask.numpy()), expected, "BERT sdpa")

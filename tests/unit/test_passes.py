@@ -22,6 +22,7 @@ from xgen.ir.verify import VerificationError, verify
 from xgen.passes.epilogue import fuse_epilogues
 from xgen.passes.fold_batch_norm import fold_batch_norm
 from xgen.passes.gelu import fuse_gelu
+from xgen.passes.transpose import collapse_reshaped_transposes
 
 RNG = np.random.default_rng(3)
 CONV = O.ConvAttrs(strides=(2, 2), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
@@ -387,3 +388,22 @@ def test_head_transposes_fold_into_the_matmul(depth: int) -> None:
     want = reference.run(g, inputs)[g.outputs[0].name]
     got = xgen.compile(g, debug=True).run(inputs)[g.outputs[0].name]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_transpose_between_reshapes_of_unit_dims_becomes_one() -> None:
+    """[1, 4, 6, 8] -> [4, 6, 8] -> transposed (0, 2, 1) -> [1, 4, 8, 6]: one Transpose
+    (0, 1, 3, 2); a Reshape that merges real dims keeps the three apart."""
+    for merged, kept in (((4, 6, 8), 1), ((24, 8), 3)):
+        g = Graph()
+        x = g.add_input("x", DType.FLOAT32, (1, 4, 6, 8))
+        (r,) = g.add_node(Op.RESHAPE, [x], O.ShapeAttrs(merged))
+        perm = (0, 2, 1) if len(merged) == 3 else (1, 0)
+        (t,) = g.add_node(Op.TRANSPOSE, [r], O.TransposeAttrs(perm))
+        out = (1, 4, 8, 6) if len(merged) == 3 else (1, 8, 24)
+        g.outputs = list(g.add_node(Op.RESHAPE, [t], O.ShapeAttrs(out)))
+        inputs = feeds(g)
+        after = rewritten(g, collapse_reshaped_transposes)
+        assert len(after.nodes) == kept
+        if kept == 1:
+            assert after.nodes[0].attrs == O.TransposeAttrs((0, 1, 3, 2))
+        assert_same_function(g, after, inputs)

@@ -20,6 +20,7 @@ from xgen.passes.layout import channels_last
 from xgen.passes.linear import fuse_linear
 from xgen.passes.matmul import fold_transposes_into_matmul
 from xgen.passes.sparsity import find_patterns
+from xgen.passes.transpose import collapse_reshaped_transposes
 from xgen.passes.winograd import choose_winograd
 
 Pass = Callable[[Graph], None]
@@ -29,8 +30,9 @@ Pass = Callable[[Graph], None]
 # only once it ends a Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's
 # elementwise spelling one Gelu, before epilogues fuse into Gemms. The layout is chosen once
 # BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
-# fused Conv keeps its layout). Attention fuses once the Transposes splitting heads are perms
-# of its MatMuls. Winograd takes the dense 3x3 convs left, once they are
+# fused Conv keeps its layout). A Transpose wrapped in Reshapes of size-1 dims becomes a plain
+# one, so that MatMuls take it into their strides; attention fuses once the Transposes
+# splitting heads are perms of its MatMuls. Winograd takes the dense 3x3 convs left, once they are
 # channels last (its only layout). Then a 1x1 conv that expands channels fuses, epilogue and
 # all, into the depthwise conv reading it. Last, the chains of elementwise ops left become one
 # loop each.
@@ -40,6 +42,7 @@ PIPELINE: tuple[Pass, ...] = (
     fuse_gelu,
     fuse_linear,
     channels_last,
+    collapse_reshaped_transposes,
     fold_transposes_into_matmul,
     fuse_attention,
     fuse_epilogues,

@@ -25,7 +25,8 @@ class _Scores:
     """The part of the chain before the Softmax: scale * (Q @ K^T) [+ mask]."""
 
     product: Node  # the MatMul Q @ K^T
-    operands: list[Value]  # Q and K^T as the MatMul reads them, before any scaling of theirs
+    operands: list[Value]  # Q and K^T, before any scaling or Transpose of theirs
+    perms: list[tuple[int, ...]]  # what reads Q and K^T from them
     scale: float
     mask: Value | None
     nodes: list[Node]  # the operands' scalings, the product, the scaling and the mask Add
@@ -61,8 +62,8 @@ def _fuse(graph: Graph, softmax: Node) -> None:
     v = weighted.inputs[1]
     attrs = AttentionAttrs(
         scale=scores.scale,
-        q_perm=scores.product.attrs.a_perm,
-        k_perm=_swap_last(scores.product.attrs.b_perm, len(k.shape)),
+        q_perm=scores.perms[0],
+        k_perm=_swap_last(scores.perms[1], len(k.shape)),
         v_perm=weighted.attrs.b_perm,
         out_perm=out_perm,
         masked=scores.mask is not None,
@@ -148,18 +149,26 @@ def _product(
 ) -> _Scores:
     """The scores of Q @ K^T times scale, the scalings after it in `after`: an operand that is
     itself a Mul by a scalar constant read only by the product (scaled_dot_product_attention's
-    export scales Q and K^T by sqrt(scale) each) is read unscaled, its factor in the scale."""
-    operands, before = [], []
-    for value in matmul.inputs:
+    export scales Q and K^T by sqrt(scale) each) is read unscaled, its factor in the scale, and
+    through the Transposes writing it, each read by the next alone."""
+    operands, perms, before = [], [], []
+    for value, perm in zip(matmul.inputs, (matmul.attrs.a_perm, matmul.attrs.b_perm), strict=True):
         mul = _chain_producer(graph, value, users, producers)
         for i in (0, 1):
             c = _scalar(mul.inputs[1 - i]) if mul is not None and mul.op is Op.MUL else None
             if c is not None and mul.inputs[i].shape == value.shape:
                 value, scale = mul.inputs[i], scale * c
                 before.append(mul)
+                transpose = _chain_producer(graph, value, users, producers)
+                while transpose is not None and transpose.op is Op.TRANSPOSE:
+                    read = perm or tuple(range(len(value.shape)))
+                    value, perm = transpose.inputs[0], tuple(transpose.attrs.perm[j] for j in read)
+                    before.append(transpose)
+                    transpose = _chain_producer(graph, value, users, producers)
                 break
         operands.append(value)
-    return _Scores(matmul, operands, scale, None, [*before, matmul, *after])
+        perms.append(perm)
+    return _Scores(matmul, operands, perms, scale, None, [*before, matmul, *after])
 
 
 def _scalar(value: Value) -> float | None:

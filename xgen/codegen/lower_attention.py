@@ -15,20 +15,19 @@ from xgen.codegen.lower import (
     round_up,
     scratch_arrays,
 )
+from xgen.codegen.lower_gemm import CONV_NHWC_NP
 from xgen.ir import Node, Op
 from xgen.ir import ops as O
 from xgen.ir.infer import broadcast_shapes
 
-# Must match kernels/attention.h and conv_nhwc.h.
-ATTENTION_MAX_ROWS = 8  # XG_ATTENTION_MAX_ROWS: query rows in a block, at most
-PANEL = 16  # XG_CONV_NHWC_NP: columns of a packed panel
+ATTENTION_MAX_ROWS = 8  # XG_ATTENTION_MAX_ROWS (kernels/attention.h): query rows in a block
 
 
 def thread_floats(sk: int, d: int, dv: int) -> int:
     """One thread's scratch slice: K^T and V packed, a block's scores and probabilities, and its
     output rows."""
-    skp, dvp = round_up(sk, PANEL), round_up(dv, PANEL)
-    return round_up(skp * d + dvp * sk + ATTENTION_MAX_ROWS * (2 * skp + dv), PANEL)
+    skp, dvp = round_up(sk, CONV_NHWC_NP), round_up(dv, CONV_NHWC_NP)
+    return round_up(skp * d + dvp * sk + ATTENTION_MAX_ROWS * (2 * skp + dv), CONV_NHWC_NP)
 
 
 def _batch_heads(shape: Sequence[int], strides: Sequence[int], batch: Sequence[int]) -> list[int]:

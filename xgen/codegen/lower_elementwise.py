@@ -8,6 +8,7 @@ give bool (one byte 0/1), Cast from float truncates toward zero and to bool test
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import prod
 
 import numpy as np
@@ -163,30 +164,31 @@ def _declare(ctx: KernelContext, var: str, value: Value, writable: bool = False)
     return f"{const}{value.dtype.c_type} *restrict {var} = {ctx.ptr(value)};"
 
 
-def _map(
-    ctx: KernelContext,
-    node: Node,
-    expr: str,
-    names: str,
-    cost: int = 1,
+def _elementwise_expr(node: Node) -> tuple[str, str, int]:
+    """(C expression, the names it gives the node's inputs in order, cost) of a unary, binary
+    or Where node."""
+    if node.op is Op.WHERE:
+        return "c ? x : y", "cxy", 1
+    if node.op in O.UNARY_OPS:
+        expr, cost = _unary_expr(node)
+        return expr, "x", cost
+    expr, cost = _binary_expr(node)
+    return expr, "ab", cost
+
+
+def _over_output(
+    ctx: KernelContext, node: Node, body: Callable[[list[str]], list[str]], cost: int
 ) -> str:
-    """out[i] = expr(inputs broadcast to out at i); `names` names the inputs in expr, in order."""
+    """A loop nest over node's output whose statements at each element are body(element
+    expressions of the output, then of each input broadcast to it)."""
     out = node.outputs[0]
     decls = [_declare(ctx, "out", out, writable=True)]
-    decls += [_declare(ctx, f"in_{n}", v) for n, v in zip(names, node.inputs, strict=True)]
+    decls += [_declare(ctx, f"in{i}", v) for i, v in enumerate(node.inputs)]
     operands = [Operand("out", contiguous_strides(out.shape))] + [
-        Operand(f"in_{n}", broadcast_strides(v.shape, out.shape))
-        for n, v in zip(names, node.inputs, strict=True)
+        Operand(f"in{i}", broadcast_strides(v.shape, out.shape)) for i, v in enumerate(node.inputs)
     ]
-
-    def body(elements: list[str]) -> str:
-        locals_ = [
-            f"const {v.dtype.c_type} {n} = {e};"
-            for n, v, e in zip(names, node.inputs, elements[1:], strict=True)
-        ]
-        return "\n".join([*locals_, f"{elements[0]} = {expr};"])
-
-    return "\n".join([*decls, loop_nest(out.shape, operands, body, cost)])
+    nest = loop_nest(out.shape, operands, lambda elements: "\n".join(body(elements)), cost)
+    return "\n".join([*decls, nest])
 
 
 def _copy(
@@ -205,21 +207,19 @@ def _copy(
 # ---- lowerings ---------------------------------------------------------------------------------
 
 
-@lowering(*(O.UNARY_OPS - {Op.IDENTITY}), kernels=("elementwise.h",))
-def lower_unary(ctx: KernelContext, node: Node) -> str:
-    expr, cost = _unary_expr(node)
-    return _map(ctx, node, expr, "x", cost)
+@lowering(*(O.UNARY_OPS - {Op.IDENTITY}), *O.BINARY_OPS, Op.WHERE, kernels=("elementwise.h",))
+def lower_elementwise(ctx: KernelContext, node: Node) -> str:
+    """out[i] = the node's expression of its inputs broadcast to out at i."""
+    expr, names, cost = _elementwise_expr(node)
 
+    def body(elements: list[str]) -> list[str]:
+        bound = [
+            f"const {v.dtype.c_type} {n} = {e};"
+            for n, v, e in zip(names, node.inputs, elements[1:], strict=True)
+        ]
+        return [*bound, f"{elements[0]} = {expr};"]
 
-@lowering(*O.BINARY_OPS, kernels=("elementwise.h",))
-def lower_binary(ctx: KernelContext, node: Node) -> str:
-    expr, cost = _binary_expr(node)
-    return _map(ctx, node, expr, "ab", cost)
-
-
-@lowering(Op.WHERE, kernels=("elementwise.h",))
-def lower_where(ctx: KernelContext, node: Node) -> str:
-    return _map(ctx, node, "c ? x : y", "cxy")
+    return _over_output(ctx, node, body, cost)
 
 
 @lowering(Op.FUSED_ELEMENTWISE, kernels=("elementwise.h",))
@@ -230,8 +230,7 @@ def lower_fused_elementwise(ctx: KernelContext, node: Node) -> str:
     local = {id(v): f"e{i}" for i, v in enumerate(node.inputs)}
     steps, cost = [], 0
     for k, member in enumerate(members):
-        expr, member_cost = _member_expr(member)
-        names = "x" if member.op in O.UNARY_OPS else "cxy" if member.op is Op.WHERE else "ab"
+        expr, names, member_cost = _elementwise_expr(member)
         operands = " ".join(
             f"const {v.dtype.c_type} {n} = {local[id(v)]};"
             for n, v in zip(names, member.inputs, strict=True)
@@ -240,28 +239,15 @@ def lower_fused_elementwise(ctx: KernelContext, node: Node) -> str:
         steps.append(f"{out.dtype.c_type} t{k};\n{{ {operands} t{k} = {expr}; }}")
         local[id(out)] = f"t{k}"
         cost += member_cost
-    out = node.outputs[0]
-    decls = [_declare(ctx, "out", out, writable=True)]
-    decls += [_declare(ctx, f"in{i}", v) for i, v in enumerate(node.inputs)]
-    operands = [Operand("out", contiguous_strides(out.shape))] + [
-        Operand(f"in{i}", broadcast_strides(v.shape, out.shape)) for i, v in enumerate(node.inputs)
-    ]
 
-    def body(elements: list[str]) -> str:
+    def body(elements: list[str]) -> list[str]:
         loads = [
             f"const {v.dtype.c_type} e{i} = {e};"
             for i, (v, e) in enumerate(zip(node.inputs, elements[1:], strict=True))
         ]
-        return "\n".join([*loads, *steps, f"{elements[0]} = t{len(members) - 1};"])
+        return [*loads, *steps, f"{elements[0]} = t{len(members) - 1};"]
 
-    return "\n".join([*decls, loop_nest(out.shape, operands, body, cost)])
-
-
-def _member_expr(node: Node) -> tuple[str, int]:
-    """(C expression, cost) of one elementwise node, over the names lower_* bind its inputs to."""
-    if node.op is Op.WHERE:
-        return "c ? x : y", 1
-    return _unary_expr(node) if node.op in O.UNARY_OPS else _binary_expr(node)
+    return _over_output(ctx, node, body, cost)
 
 
 @lowering(Op.EXPAND)

@@ -186,13 +186,16 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
     return out
 
 
+def read_through(shape: Shape, perm: Shape) -> Shape:
+    """The shape of transpose(x, perm) for x of `shape`; an empty perm reads x as it is."""
+    return tuple(shape[i] for i in perm) if perm else shape
+
+
 def matmul_operand_shapes(node: Node) -> tuple[Shape, Shape]:
     """The shapes of a MatMul's A and B as it reads them, through its attrs' perms."""
     attrs: O.MatMulAttrs = node.attrs
-    return tuple(
-        tuple(x.shape[i] for i in perm) if perm else x.shape
-        for x, perm in zip(node.inputs, (attrs.a_perm, attrs.b_perm), strict=True)
-    )
+    a, b = node.inputs
+    return read_through(a.shape, attrs.a_perm), read_through(b.shape, attrs.b_perm)
 
 
 def _matmul(node: Node) -> list[TensorType]:
@@ -203,9 +206,11 @@ def attention_operand_shapes(node: Node) -> tuple[Shape, Shape, Shape]:
     """The shapes of an Attention's Q [..., Sq, D], K [..., Sk, D] and V [..., Sk, Dv] as it
     reads them, through its attrs' perms."""
     a: O.AttentionAttrs = node.attrs
-    return tuple(
-        tuple(x.shape[i] for i in perm) if perm else x.shape
-        for x, perm in zip(node.inputs[:3], (a.q_perm, a.k_perm, a.v_perm), strict=True)
+    q, k, v = node.inputs[:3]
+    return (
+        read_through(q.shape, a.q_perm),
+        read_through(k.shape, a.k_perm),
+        read_through(v.shape, a.v_perm),
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import AttentionAttrs
-from xgen.passes.rewrite import origin, sole_consumer
+from xgen.passes.rewrite import origin, read_once_producer, sole_consumer
 
 MAX_RANK = 4  # [batch, heads, sequence, features]: the kernel's two batch dims
 
@@ -103,7 +103,7 @@ def _scores(
     graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
 ) -> _Scores | None:
     """The chain writing the Softmax's input x, if it is scale * (Q @ K^T) [+ mask]."""
-    node = _chain_producer(graph, x, users, producers)
+    node = read_once_producer(graph, x, users, producers)
     if node is None or node.op is not Op.ADD:
         return _scaled_product(graph, x, users, producers)
     for i in (0, 1):
@@ -121,7 +121,7 @@ def _scaled_product(
     graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
 ) -> _Scores | None:
     """The chain writing x, if it is Q @ K^T, maybe times or divided by a scalar constant."""
-    node = _chain_producer(graph, x, users, producers)
+    node = read_once_producer(graph, x, users, producers)
     if node is None:
         return None
     if node.op is Op.MATMUL:
@@ -131,7 +131,7 @@ def _scaled_product(
     for i in (0, 1) if node.op is Op.MUL else (0,):
         factor, product = node.inputs[1 - i], node.inputs[i]
         c = _scalar(factor)
-        matmul = _chain_producer(graph, product, users, producers)
+        matmul = read_once_producer(graph, product, users, producers)
         is_product = matmul is not None and matmul.op is Op.MATMUL
         if c is not None and is_product and product.shape == x.shape:
             scale = c if node.op is Op.MUL else 1.0 / c
@@ -153,18 +153,18 @@ def _product(
     through the Transposes writing it, each read by the next alone."""
     operands, perms, before = [], [], []
     for value, perm in zip(matmul.inputs, (matmul.attrs.a_perm, matmul.attrs.b_perm), strict=True):
-        mul = _chain_producer(graph, value, users, producers)
+        mul = read_once_producer(graph, value, users, producers)
         for i in (0, 1):
             c = _scalar(mul.inputs[1 - i]) if mul is not None and mul.op is Op.MUL else None
             if c is not None and mul.inputs[i].shape == value.shape:
                 value, scale = mul.inputs[i], scale * c
                 before.append(mul)
-                transpose = _chain_producer(graph, value, users, producers)
+                transpose = read_once_producer(graph, value, users, producers)
                 while transpose is not None and transpose.op is Op.TRANSPOSE:
                     read = perm or tuple(range(len(value.shape)))
                     value, perm = transpose.inputs[0], tuple(transpose.attrs.perm[j] for j in read)
                     before.append(transpose)
-                    transpose = _chain_producer(graph, value, users, producers)
+                    transpose = read_once_producer(graph, value, users, producers)
                 break
         operands.append(value)
         perms.append(perm)
@@ -175,14 +175,6 @@ def _scalar(value: Value) -> float | None:
     """The value of a constant holding one number."""
     data = value.data
     return float(data.ravel()[0]) if data is not None and data.size == 1 else None
-
-
-def _chain_producer(
-    graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
-) -> Node | None:
-    """The node writing x, if x is read by one node only (the next of the chain)."""
-    node = producers.get(x)
-    return node if node is not None and sole_consumer(graph, x, users) is not None else None
 
 
 def _swap_last(perm: tuple[int, ...], rank: int) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import GeluAttrs
-from xgen.passes.rewrite import origin, sole_consumer
+from xgen.passes.rewrite import origin, read_once_producer, sole_consumer
 
 Users = dict[Value, list[Node]]
 Producers = dict[Value, Node]
@@ -63,7 +63,7 @@ def _erf_head(
     graph: Graph, erf: Node, producers: Producers, users: Users
 ) -> tuple[Value, list[Node]] | None:
     """(x, [the scaling]) if erf's input is x / sqrt(2) or x * (1 / sqrt(2))."""
-    scale = _feeding(graph, erf.inputs[0], erf, producers, users)
+    scale = read_once_producer(graph, erf.inputs[0], users, producers)
     if scale is None:
         return None
     if scale.op is Op.DIV and _is_constant(scale.inputs[1], math.sqrt(2.0)):
@@ -80,15 +80,15 @@ def _tanh_head(
 ) -> tuple[Value, list[Node]] | None:
     """(x, the nodes computing tanh's input) if it is sqrt(2 / pi) * (x + 0.044715 * x^3),
     x^3 a Pow by 3; constants on either side of each Mul and Add."""
-    scale = _feeding(graph, tanh.inputs[0], tanh, producers, users)
+    scale = read_once_producer(graph, tanh.inputs[0], users, producers)
     inner = _times_constant(scale, math.sqrt(2.0 / math.pi))
-    total = _feeding(graph, inner, scale, producers, users) if inner is not None else None
+    total = read_once_producer(graph, inner, users, producers) if inner is not None else None
     if total is None or total.op is not Op.ADD:
         return None
     for x, term in (total.inputs, total.inputs[::-1]):
-        weight = _feeding(graph, term, total, producers, users)
+        weight = read_once_producer(graph, term, users, producers)
         cube = _times_constant(weight, 0.044715)
-        power = _feeding(graph, cube, weight, producers, users) if cube is not None else None
+        power = read_once_producer(graph, cube, users, producers) if cube is not None else None
         if (
             power is not None
             and power.op is Op.POW
@@ -97,14 +97,6 @@ def _tanh_head(
         ):
             return x, [power, weight, total, scale]
     return None
-
-
-def _feeding(
-    graph: Graph, value: Value, reader: Node, producers: Producers, users: Users
-) -> Node | None:
-    """The node writing value, if reader is the only node reading it."""
-    node = producers.get(value)
-    return node if node is not None and sole_consumer(graph, value, users) is reader else None
 
 
 def _times_constant(node: Node | None, target: float) -> Value | None:

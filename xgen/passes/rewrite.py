@@ -20,6 +20,15 @@ def absorb(graph: Graph, node: Node, follower: Node) -> None:
     graph.nodes.remove(follower)
 
 
+def read_once_producer(
+    graph: Graph, value: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
+) -> Node | None:
+    """The node writing value, if one node reads value once (the next of a chain) and it is no
+    graph output."""
+    node = producers.get(value)
+    return node if node is not None and sole_consumer(graph, value, users) is not None else None
+
+
 def origin(*nodes: Node) -> tuple[str, ...]:
     """The source model's ops the nodes compute, in order (Node.origin)."""
     return tuple(op for node in nodes for op in (node.origin or (node.op.value,)))

@@ -126,3 +126,36 @@ def test_fusion_metrics_count_kernels_and_bytes_written():
     feed = rng.standard_normal(shape).astype(np.float32)
     fused, unfused = (xgen.compile(model, fusion=f)(feed) for f in (True, False))
     np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-6)
+
+
+def test_onnxruntime_loads_without_the_fusion_that_fails_on_optimized_graphs(monkeypatch):
+    """onnxruntime 1.32 fails to load the MiniLM graph its transformer optimizer writes (its
+    MatMulAddFusion stops); the peer then loads it without that fusion, and only then."""
+    import onnxruntime as ort
+
+    from xgen.bench.peers import FAILING_FUSION, REPLACED_TENSOR, Workload
+
+    created = []
+
+    class Session:
+        def __init__(self, data, options, providers, disabled_optimizers=()):
+            created.append(list(disabled_optimizers))
+            if FAILING_FUSION not in disabled_optimizers:
+                raise RuntimeError(f"[ONNXRuntimeError] : 1 : FAIL : {REPLACED_TENSOR} x")
+
+        def run(self, names, feeds):
+            return [feeds["x"] * 2]
+
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    x = np.ones(3, np.float32)
+    work = Workload(None, b"model", {"x": x}, None, (), threads=1, spin=False)
+    np.testing.assert_array_equal(PEERS["ort"].create(work)()[0], 2 * x)
+    assert created == [[], [FAILING_FUSION]]
+
+    class Broken(Session):
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : something else")
+
+    monkeypatch.setattr(ort, "InferenceSession", Broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        PEERS["ort"].create(work)

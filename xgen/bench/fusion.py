@@ -27,9 +27,13 @@ from xgen.bench.runner import (
     zoo_workload,
 )
 
-DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_lite0", "minilm", "bert_base")
-# heads and hidden size, for onnxruntime's transformer optimizer
-TRANSFORMERS = {"minilm": (12, 384), "bert_base": (12, 768)}
+DEFAULT_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_lite0", "minilm", "bert_base", "gpt2")
+# model type, heads and hidden size, for onnxruntime's transformer optimizer
+TRANSFORMERS = {
+    "minilm": ("bert", 12, 384),
+    "bert_base": ("bert", 12, 768),
+    "gpt2": ("gpt2", 12, 768),
+}
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,19 @@ def ort_optimized_nodes(work: Workload, directory: Path) -> int:
     return len(onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node)
 
 
-def _transformer_optimized(work: Workload, name: str, directory: Path) -> Workload:
+def _transformer_optimized(work: Workload, name: str, directory: Path) -> Workload | None:
+    """The workload on the graph onnxruntime's transformer optimizer rewrote; None (with the
+    reason printed) where the optimizer fails on this export."""
     from onnxruntime.transformers import optimizer
 
-    heads, hidden = TRANSFORMERS[name]
-    model = optimizer.optimize_model(
-        str(work.onnx_path), model_type="bert", num_heads=heads, hidden_size=hidden
-    )
+    model_type, heads, hidden = TRANSFORMERS[name]
+    try:
+        model = optimizer.optimize_model(
+            str(work.onnx_path), model_type=model_type, num_heads=heads, hidden_size=hidden
+        )
+    except Exception as e:  # the optimizer's pattern matchers raise anything on a new export
+        print(f"  onnxruntime's transformer optimizer failed: {type(e).__name__}: {e}"[:300])
+        return None
     path = directory / f"{name}_ort_transformers.onnx"
     model.save_model_to_file(str(path))
     return replace(work, onnx_path=path, onnx_bytes=path.read_bytes())
@@ -92,8 +102,9 @@ def bench_fusion(name: str, settings: Settings) -> FusionResult:
         counts = {fusion: kernels_and_bytes(work.onnx_bytes, fusion) for fusion in (True, False)}
         engines = {"xgen fused": _xgen(work, True), "xgen unfused": _xgen(work, False)}
         loads = {"ort": ("ort", work), "openvino": ("openvino", work)}
-        if name in TRANSFORMERS:
-            loads["ort transformers"] = ("ort", _transformer_optimized(work, name, directory))
+        optimized = _transformer_optimized(work, name, directory) if name in TRANSFORMERS else None
+        if optimized is not None:
+            loads["ort transformers"] = ("ort", optimized)
         for label, (peer, load) in loads.items():
             engine = start_engine(PEERS[peer], load)
             if engine is not None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from xgen.ir import Graph
 from xgen.ir.verify import verify
+from xgen.passes.algebra import simplify_algebra
 from xgen.passes.attention import fuse_attention
 from xgen.passes.elementwise import fuse_elementwise
 from xgen.passes.epilogue import fuse_epilogues
@@ -26,7 +27,8 @@ from xgen.passes.winograd import choose_winograd
 Pass = Callable[[Graph], None]
 
 # Pattern-pruned convs are found first, while their weights still have the names the model's
-# structure metadata uses. Then BatchNormalization folds: a Conv takes a residual and activation
+# structure metadata uses. Algebraic simplification comes next, so that every fusing pass sees
+# the shortest chains. Then BatchNormalization folds: a Conv takes a residual and activation
 # only once it ends a Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's
 # elementwise spelling one Gelu, before epilogues fuse into Gemms. The layout is chosen once
 # BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
@@ -38,6 +40,7 @@ Pass = Callable[[Graph], None]
 # loop each.
 PIPELINE: tuple[Pass, ...] = (
     find_patterns,
+    simplify_algebra,
     fold_batch_norm,
     fuse_gelu,
     fuse_linear,
@@ -52,10 +55,11 @@ PIPELINE: tuple[Pass, ...] = (
 )
 
 
-# The passes that make one kernel of several nodes; fusion=False skips them (the layout and
-# the choice of kernels stay), to measure what fusion saves.
+# The passes that make one kernel of several nodes, or fewer kernels of a chain; fusion=False
+# skips them (the layout and the choice of kernels stay), to measure what fusion saves.
 FUSION: frozenset[Pass] = frozenset(
     {
+        simplify_algebra,
         fold_batch_norm,
         fuse_gelu,
         fuse_linear,

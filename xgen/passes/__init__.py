@@ -18,7 +18,7 @@ from xgen.passes.expand_depthwise import fuse_expand_depthwise
 from xgen.passes.fold_batch_norm import fold_batch_norm
 from xgen.passes.gelu import fuse_gelu
 from xgen.passes.layout import channels_last
-from xgen.passes.linear import fuse_linear
+from xgen.passes.linear import fuse_linear, split_linear
 from xgen.passes.matmul import fold_transposes_into_matmul
 from xgen.passes.sparsity import find_patterns
 from xgen.passes.transpose import collapse_reshaped_transposes
@@ -30,9 +30,10 @@ Pass = Callable[[Graph], None]
 # structure metadata uses. Algebraic simplification comes next, so that every fusing pass sees
 # the shortest chains. Then BatchNormalization folds: a Conv takes a residual and activation
 # only once it ends a Conv + BN chain; likewise a MatMul + bias becomes a Gemm, and GELU's
-# elementwise spelling one Gelu, before epilogues fuse into Gemms. The layout is chosen once
-# BatchNorms are folded (a standalone one stays channels first), and before epilogues fuse (a
-# fused Conv keeps its layout). A Transpose wrapped in Reshapes of size-1 dims becomes a plain
+# elementwise spelling one Gelu, before epilogues fuse into Gemms; a Gemm whose columns a Split
+# divides becomes one Gemm per part. The layout is chosen once BatchNorms are folded (a
+# standalone one stays channels first), and before epilogues fuse (a fused Conv keeps its
+# layout). A Transpose wrapped in Reshapes of size-1 dims becomes a plain
 # one, so that MatMuls take it into their strides; attention fuses once the Transposes
 # splitting heads are perms of its MatMuls. Winograd takes the dense 3x3 convs left, once they are
 # channels last (its only layout). Then a 1x1 conv that expands channels fuses, epilogue and
@@ -44,6 +45,7 @@ PIPELINE: tuple[Pass, ...] = (
     fold_batch_norm,
     fuse_gelu,
     fuse_linear,
+    split_linear,
     channels_last,
     collapse_reshaped_transposes,
     fold_transposes_into_matmul,
@@ -63,6 +65,7 @@ FUSION: frozenset[Pass] = frozenset(
         fold_batch_norm,
         fuse_gelu,
         fuse_linear,
+        split_linear,
         fold_transposes_into_matmul,
         fuse_attention,
         fuse_epilogues,

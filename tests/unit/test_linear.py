@@ -4,16 +4,12 @@ and stays where the Gemm's output is read whole or split along another axis."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
+from rewrite_check import checked_rewrite
 
-import xgen
-from xgen import reference
 from xgen.ir import DType, Graph, Op, Value
 from xgen.ir import ops as O
-from xgen.ir.verify import verify
 from xgen.passes.linear import split_linear
 
 RNG = np.random.default_rng(5)
@@ -34,15 +30,7 @@ def split(g: Graph, y: Value, axis: int, sizes: tuple[int, ...]) -> list[Value]:
 
 
 def rewritten(g: Graph) -> Graph:
-    after = copy.deepcopy(g)
-    split_linear(after)
-    verify(after, after="split_linear")
-    feeds = {v.name: RNG.uniform(-1, 1, v.shape).astype(np.float32) for v in g.inputs}
-    want = reference.run(g, feeds)
-    for got in (reference.run(after, feeds), xgen.compile(copy.deepcopy(g)).run(feeds)):
-        for name, value in want.items():
-            np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
-    return after
+    return checked_rewrite(g, split_linear)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])

@@ -33,12 +33,11 @@ Pass = Callable[[Graph], None]
 # elementwise spelling one Gelu, before epilogues fuse into Gemms; a Gemm whose columns a Split
 # divides becomes one Gemm per part. The layout is chosen once BatchNorms are folded (a
 # standalone one stays channels first), and before epilogues fuse (a fused Conv keeps its
-# layout). A Transpose wrapped in Reshapes of size-1 dims becomes a plain
-# one, so that MatMuls take it into their strides; attention fuses once the Transposes
-# splitting heads are perms of its MatMuls. Winograd takes the dense 3x3 convs left, once they are
-# channels last (its only layout). Then a 1x1 conv that expands channels fuses, epilogue and
-# all, into the depthwise conv reading it. Last, the chains of elementwise ops left become one
-# loop each.
+# layout). A Transpose wrapped in Reshapes of size-1 dims becomes a plain one, so that MatMuls
+# take it into their strides; attention fuses once the Transposes splitting heads are perms of
+# its MatMuls. Winograd takes the dense 3x3 convs left, once they are channels last (its only
+# layout). Then a 1x1 conv that expands channels fuses, epilogue and all, into the depthwise
+# conv reading it. Last, the chains of elementwise ops left become one loop each.
 PIPELINE: tuple[Pass, ...] = (
     find_patterns,
     simplify_algebra,

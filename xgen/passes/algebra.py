@@ -17,7 +17,7 @@ import numpy as np
 
 from xgen.ir import Graph, Node, Op, Value
 from xgen.ir import ops as O
-from xgen.passes.rewrite import origin, sole_consumer
+from xgen.passes.rewrite import origin, replace_uses, sole_consumer
 
 # Ops with multidirectional (numpy) broadcasting: an operand can be read unexpanded.
 _BROADCASTING = (O.BINARY_OPS - {Op.PRELU}) | {Op.WHERE}
@@ -43,17 +43,12 @@ def _rewrite_one(graph: Graph) -> bool:
     return False
 
 
-def _replace_uses(graph: Graph, old: Value, new: Value) -> None:
-    for node in graph.nodes:
-        node.inputs = [new if x is old else x for x in node.inputs]
-
-
 def _drop_no_op(graph: Graph, node: Node) -> bool:
     """Identity, or an Expand / Reshape that keeps its input's shape."""
     keeps_shape = node.op in (Op.EXPAND, Op.RESHAPE) and node.attrs.shape == node.inputs[0].shape
     if not (node.op is Op.IDENTITY or keeps_shape) or node.outputs[0] in graph.outputs:
         return False
-    _replace_uses(graph, node.outputs[0], node.inputs[0])
+    replace_uses(graph, node.outputs[0], node.inputs[0])
     graph.nodes.remove(node)
     return True
 
@@ -97,7 +92,7 @@ def _drop_expand(graph: Graph, node: Node, users: Users) -> bool:
     readers = users.get(expanded, [])
     if not readers or not all(_broadcasts_without(r, expanded, source) for r in readers):
         return False
-    _replace_uses(graph, expanded, source)
+    replace_uses(graph, expanded, source)
     graph.nodes.remove(node)
     return True
 

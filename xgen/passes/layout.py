@@ -19,6 +19,7 @@ import numpy as np
 
 from xgen.ir import Graph, Node, Op, Value
 from xgen.ir import ops as O
+from xgen.passes.rewrite import replace_uses
 
 # Ops whose output element i reads input element i only (after broadcasting), in any layout.
 _ELEMENTWISE = O.UNARY_OPS | O.BINARY_OPS | {Op.WHERE}
@@ -153,7 +154,7 @@ def _simplify_transpose(
         perm = tuple(source.attrs.perm[i] for i in node.attrs.perm)
         node.inputs[0], node.attrs = source.inputs[0], O.TransposeAttrs(perm)
         if perm == tuple(range(len(perm))) and y not in graph.outputs:
-            _replace_uses(graph, y, node.inputs[0])
+            replace_uses(graph, y, node.inputs[0])
             graph.nodes.remove(node)
         return True
     return False
@@ -207,8 +208,3 @@ def _permuted_constant(graph: Graph, value: Value, inverse: Perm) -> Value:
     """A broadcast operand of rank <= len(inverse), padded to that rank and permuted."""
     data = value.data.reshape((1,) * (len(inverse) - value.data.ndim) + value.data.shape)
     return graph.constant(np.ascontiguousarray(data.transpose(inverse)), value.name)
-
-
-def _replace_uses(graph: Graph, old: Value, new: Value) -> None:
-    for node in graph.nodes:
-        node.inputs = [new if x is old else x for x in node.inputs]

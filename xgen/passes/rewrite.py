@@ -29,6 +29,12 @@ def read_once_producer(
     return node if node is not None and sole_consumer(graph, value, users) is not None else None
 
 
+def replace_uses(graph: Graph, old: Value, new: Value) -> None:
+    """Every node reading old reads new instead."""
+    for node in graph.nodes:
+        node.inputs = [new if x is old else x for x in node.inputs]
+
+
 def origin(*nodes: Node) -> tuple[str, ...]:
     """The source model's ops the nodes compute, in order (Node.origin)."""
     return tuple(op for node in nodes for op in (node.origin or (node.op.value,)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import xgen
+from xgen import reference
 from xgen.ir import DType, Graph, Op
 from xgen.ir import ops as O
 from xgen.passes.memory import ALIGNMENT, Storage, plan_memory
@@ -125,3 +127,44 @@ def test_constants_live_in_the_weight_blob() -> None:
     g.outputs = [y]
     plan = plan_memory(g)
     assert plan[w].storage is Storage.WEIGHT and plan.arena_bytes == 0
+
+
+def stacked_views(source: str) -> tuple[Graph, list]:
+    """Gathers of constant indices (one negative) along axis 0 of a [3, 2, 4] input or of an
+    intermediate; each view read by a Relu, the last view also a graph output."""
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (3, 2, 4))
+    stack = x if source == "input" else g.add_node(Op.NEG, [x])[0]
+    views = [
+        g.add_node(Op.GATHER, [stack, g.constant(np.array(i, np.int64))], O.AxisAttrs(0))[0]
+        for i in (0, 2, -2)
+    ]
+    (flat,) = g.add_node(Op.RESHAPE, [views[1]], O.ShapeAttrs((8,)))  # a view of a view
+    g.outputs = [*(g.add_node(Op.RELU, [v])[0] for v in [*views, flat]), views[2]]
+    return g, [*views, flat]
+
+
+@pytest.mark.parametrize("source", ["input", "arena"])
+def test_a_gather_of_one_constant_index_along_axis_0_is_a_view(source: str) -> None:
+    g, views = stacked_views(source)
+    plan = plan_memory(g)
+    row = 2 * 4 * 4
+    assert [plan[v].view for v in views] == [0, 2 * row, row, 2 * row]  # last: the Reshape
+    assert all(plan[v].owner is plan[views[0]].owner for v in views)
+    assert [i for i, _ in plan.copies] == [4]  # a view never hosts its buffer: copied out
+    x = np.arange(24, dtype=np.float32).reshape(3, 2, 4) - 11.5
+    got = xgen.compile(g).run({"x": x})
+    for name, want in reference.run(g, {"x": x}).items():
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+def test_a_gather_that_is_no_view_keeps_its_kernel() -> None:
+    g = Graph()
+    x = g.add_input("x", DType.FLOAT32, (3, 4))
+    i = g.add_input("i", DType.INT64, ())
+    by_input = g.add_node(Op.GATHER, [x, i], O.AxisAttrs(0))[0]
+    by_column = g.add_node(Op.GATHER, [x, g.constant(np.array(1, np.int64))], O.AxisAttrs(1))[0]
+    two_rows = g.add_node(Op.GATHER, [x, g.constant(np.array([0, 2], np.int64))], O.AxisAttrs(0))
+    g.outputs = [by_input, by_column, two_rows[0]]
+    plan = plan_memory(g)
+    assert all(plan[v].owner is v for v in g.outputs)

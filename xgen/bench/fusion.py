@@ -50,10 +50,10 @@ def kernels_and_bytes(onnx_bytes: bytes, fusion: bool) -> tuple[int, int]:
     """(kernels per inference, bytes their outputs write that are no graph output)."""
     from xgen.frontend.onnx import import_onnx
     from xgen.passes import optimize
-    from xgen.passes.memory import ALIAS_OPS
+    from xgen.passes.memory import is_alias
 
     graph = optimize(import_onnx(onnx_bytes), fusion=fusion)
-    kernels = [n for n in graph.nodes if n.op not in ALIAS_OPS]
+    kernels = [n for n in graph.nodes if not is_alias(n)]
     outputs = {id(v) for v in graph.outputs}
     written = sum(v.type.nbytes for n in kernels for v in n.outputs if id(v) not in outputs)
     return len(kernels), written

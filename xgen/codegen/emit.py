@@ -24,7 +24,7 @@ from xgen import __version__
 from xgen.codegen import lower
 from xgen.errors import UnsupportedOpError
 from xgen.ir import DType, Graph, Node, TensorType, Value
-from xgen.passes.memory import ALIAS_OPS, MemoryPlan, Storage, align, plan_memory
+from xgen.passes.memory import MemoryPlan, Storage, align, is_alias, plan_memory
 
 ABI_VERSION = 1
 KERNELS_DIR = Path(__file__).parent / "kernels"
@@ -209,14 +209,18 @@ class Emitter:
     def ptr(self, value: Value) -> str:
         loc = self.plan[value]
         if loc.storage is Storage.INPUT:
-            return c_pointer(value.dtype, f"inputs[{loc.offset}]")
-        if loc.storage is Storage.OUTPUT:
-            return c_pointer(value.dtype, f"outputs[{loc.offset}]")
-        if loc.storage is Storage.ARENA:
-            return c_pointer(value.dtype, f"arena + {loc.offset}")
-        if loc.owner not in self.weight_offsets:
-            self.weight_offsets[loc.owner] = self._append(loc.owner.data)
-        return c_pointer(value.dtype, f"weights + {self.weight_offsets[loc.owner]}")
+            base = f"inputs[{loc.offset}]"
+        elif loc.storage is Storage.OUTPUT:
+            base = f"outputs[{loc.offset}]"
+        elif loc.storage is Storage.ARENA:
+            base = f"arena + {loc.offset}"
+        else:
+            if loc.owner not in self.weight_offsets:
+                self.weight_offsets[loc.owner] = self._append(loc.owner.data)
+            base = f"weights + {self.weight_offsets[loc.owner]}"
+        if loc.view:  # a view: its bytes start this far into its owner's
+            base = f"(char *)({base}) + {loc.view}"
+        return c_pointer(value.dtype, base)
 
     def add_weight(self, array: np.ndarray, name: str) -> str:
         dtype = DType.from_numpy(array.dtype)
@@ -252,7 +256,7 @@ class Emitter:
         outs = ", ".join(f"{v.type} {v.name}" for v in node.outputs)
         ins = ", ".join(f"{v.type} {v.name}" for v in node.inputs)
         header = comment(f"{node.name}: {outs} <- {node.op.value}({ins})")
-        if node.op in ALIAS_OPS:
+        if is_alias(node):
             return NodeCode(header[:-3] + " -- an alias: no code */", None)
         lowering = lower.LOWERINGS.get(node.op)
         if lowering is None:
@@ -278,7 +282,8 @@ class Emitter:
         for value in values:
             loc = self.plan[value]
             if loc.storage is Storage.ARENA:
-                regions.append(Region(loc.storage, loc.offset, loc.offset + value.type.nbytes))
+                lo = loc.offset + loc.view
+                regions.append(Region(loc.storage, lo, lo + value.type.nbytes))
             elif loc.storage is not Storage.WEIGHT:
                 regions.append(Region(loc.storage, loc.offset, loc.offset + 1))
         return tuple(regions)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from xgen.ir import Graph, Node, Value
 from xgen.ir.ops import MappingType, Op
-from xgen.passes.memory import ALIAS_OPS
+from xgen.passes.memory import is_alias
 from xgen.passes.rewrite import origin
 
 ONE, MANY = MappingType.ONE_TO_ONE, MappingType.MANY_TO_MANY
@@ -52,7 +52,7 @@ class FusionPlan:
 
 
 def fusion_plan(graph: Graph) -> FusionPlan:
-    kernels = [n for n in graph.nodes if n.op not in ALIAS_OPS]
+    kernels = [n for n in graph.nodes if not is_alias(n)]
     writer = _writers(graph)
     readers: dict[int, list[Node]] = {}  # id of a kernel's output -> the kernels reading it
     for node in kernels:
@@ -82,7 +82,7 @@ def _writers(graph: Graph) -> dict[int, tuple[Node, Value]]:
     writer: dict[int, tuple[Node, Value]] = {}
     for node in graph.nodes:
         for value in node.outputs:
-            if node.op in ALIAS_OPS:
+            if is_alias(node):
                 if id(node.inputs[0]) in writer:
                     writer[id(value)] = writer[id(node.inputs[0])]
             else:

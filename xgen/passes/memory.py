@@ -5,21 +5,45 @@ tensor in one arena, at an offset chosen so that tensors whose lifetimes overlap
 (greedy by size, best fit: the classic offline plan of TFLite and others).
 
 Reshape and Identity are aliases: their output is their input's bytes, so they get no storage and
-no code. A set of values joined by aliases is one *buffer*; its storage is the caller's input, the
-weight blob or a caller's output when one of them is in the set, else the arena. A graph output
-that cannot live in its own caller buffer (it is a constant, an alias of an input, or a second
-output of one buffer) is copied there at the end of the run.
+no code. So is a Gather of one constant index along the first axis (a layer's slice of a stacked
+KV cache): its output is a contiguous run of its input's bytes, a *view* at an offset. A set of
+values joined by aliases is one *buffer*; its storage is the caller's input, the weight blob or a
+caller's output when one of them is in the set (a view, smaller than the buffer, never hosts
+it), else the arena. A graph output that cannot live in its own caller buffer (it is a
+constant, an alias of an input, a view, or a second output of one buffer) is copied there at
+the end of the run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
-from xgen.ir import Graph, Op, Value
+from xgen.ir import Graph, Node, Op, Value
 
 ALIGNMENT = 64
 ALIAS_OPS = frozenset({Op.RESHAPE, Op.IDENTITY})
+
+
+def view_offset(node: Node) -> int | None:
+    """Where node's output starts in its input's bytes if it is an alias (see above), else
+    None."""
+    if node.op in ALIAS_OPS:
+        return 0
+    if node.op is not Op.GATHER or node.attrs.axis != 0:
+        return None
+    data, indices = node.inputs
+    if indices.data is None or indices.data.size != 1:
+        return None
+    index = int(indices.data.ravel()[0])
+    index += data.shape[0] if index < 0 else 0
+    if not 0 <= index < data.shape[0]:
+        return None  # the kernel reports it at run time
+    return index * data.type.nbytes // data.shape[0]
+
+
+def is_alias(node: Node) -> bool:
+    return view_offset(node) is not None
 
 
 class Storage(Enum):
@@ -34,6 +58,7 @@ class Location:
     storage: Storage
     offset: int  # input / output index, or arena byte offset; 0 for weights
     owner: Value  # the value whose bytes these are (the root of an alias set)
+    view: int = 0  # bytes into the owner's where this value starts (a view's)
 
 
 @dataclass
@@ -52,7 +77,7 @@ def align(n: int) -> int:
 
 
 def plan_memory(graph: Graph) -> MemoryPlan:
-    root = _alias_roots(graph)
+    root, view = _alias_roots(graph)
     members: dict[Value, list[Value]] = {}
     for value in root:
         members.setdefault(root[value], []).append(value)
@@ -68,17 +93,18 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             loc = Location(Storage.INPUT, in_index[owner], owner)
         elif owner.is_constant:
             loc = Location(Storage.WEIGHT, 0, owner)
-        elif any(v in out_index for v in group):
-            index = min(out_index[v] for v in group if v in out_index)
-            loc = Location(Storage.OUTPUT, index, owner)
+        elif hosts := [out_index[v] for v in group if v in out_index and _whole(v, owner, view)]:
+            loc = Location(Storage.OUTPUT, min(hosts), owner)
         else:
             arena_sets.append(owner)
             continue
-        locations.update((v, loc) for v in group)
+        locations.update((v, replace(loc, view=view[v])) for v in group)
 
     offsets, peak, total = _place(graph, arena_sets, members)
     for owner, offset in offsets.items():
-        locations.update((v, Location(Storage.ARENA, offset, owner)) for v in members[owner])
+        locations.update(
+            (v, Location(Storage.ARENA, offset, owner, view[v])) for v in members[owner]
+        )
     copies = [
         (i, v)
         for i, v in enumerate(graph.outputs)
@@ -87,14 +113,23 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     return MemoryPlan(locations, copies, peak, total - peak)
 
 
-def _alias_roots(graph: Graph) -> dict[Value, Value]:
-    """Map each value to the value owning its bytes (itself unless made by an alias node)."""
+def _alias_roots(graph: Graph) -> tuple[dict[Value, Value], dict[Value, int]]:
+    """Each value's owner (the value whose bytes it is: itself unless an alias node made it),
+    and where in the owner's bytes it starts."""
     # graph.values() misses a constant that is only a graph output
     root = {value: value for value in [*graph.values(), *graph.outputs]}
+    view = dict.fromkeys(root, 0)
     for node in graph.nodes:
-        if node.op in ALIAS_OPS:
+        offset = view_offset(node)
+        if offset is not None:
             root[node.outputs[0]] = root[node.inputs[0]]
-    return root
+            view[node.outputs[0]] = view[node.inputs[0]] + offset
+    return root, view
+
+
+def _whole(value: Value, owner: Value, view: dict[Value, int]) -> bool:
+    """Whether value is all of its owner's bytes (not a view of a part)."""
+    return view[value] == 0 and value.type.nbytes == owner.type.nbytes
 
 
 def _lifetimes(graph: Graph, members: dict[Value, list[Value]]) -> dict[Value, tuple[int, int]]:

@@ -194,6 +194,49 @@ def test_a_nan_guard_on_the_probabilities_fuses_and_zeroes_fully_masked_rows() -
     assert_close(got, expected, "reference")
 
 
+class CachedDecode(torch.nn.Module):
+    """A decoder's attention of new queries over a stacked KV cache: each layer's cache is a
+    Gather of the stack, joined to the new keys and values by a Concat along the keys."""
+
+    def forward(self, q, past_k, past_v, k, v, mask) -> tuple[torch.Tensor, ...]:
+        outputs = []
+        for layer in range(past_k.shape[0]):
+            keys = torch.cat([past_k[layer], k], dim=2)
+            values = torch.cat([past_v[layer], v], dim=2)
+            p = torch.softmax(q @ keys.transpose(-1, -2) * 0.3 + mask, dim=-1)
+            outputs.append(p @ values)
+        return tuple(outputs)
+
+
+def test_a_kv_cache_joined_by_concat_is_read_in_place() -> None:
+    """Cached keys ending mid panel (21 + 2 = 23 keys), two layers (views at an offset): the
+    Concats become parts of each Attention, nothing copies the cache."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 3, 2, 20), torch.randn(1, 3, 2, 20), torch.randn(1, 3, 2, 20)
+    past_k, past_v = torch.randn(2, 1, 3, 21, 20), torch.randn(2, 1, 3, 21, 20)
+    mask = torch.where(torch.rand(1, 1, 2, 23) < 0.3, -1e4, 0.0)
+    inputs = (q, past_k, past_v, k, v, mask)
+    model = export_onnx(CachedDecode(), inputs)
+    graph = optimize(import_onnx(model))
+    ops = [n.op for n in graph.nodes]
+    assert ops.count(Op.ATTENTION) == 2 and Op.CONCAT not in ops
+    assert all(n.attrs.k_parts == n.attrs.v_parts == 2 for n in graph.nodes if n.op is Op.ATTENTION)
+    compiled = xgen.compile(model)
+    body = compiled.source.split("xgen_run")[-1]
+    assert "xg_gather(" not in body  # the layers' caches are views of the stacks
+    with torch.no_grad():
+        expected = [t.numpy() for t in CachedDecode()(*inputs)]
+    feeds = dict(zip(compiled.input_names, (t.numpy() for t in inputs), strict=True))
+    for threads in (1, 2):
+        got = run_threads_deterministic(compiled, feeds, threads).values()
+        for g, want in zip(got, expected, strict=True):
+            assert_close(g, want, f"{threads} threads")
+    names = [i.name for i in graph.inputs]
+    got = reference.run(graph, dict(zip(names, feeds.values(), strict=True))).values()
+    for g, want in zip(got, expected, strict=True):
+        assert_close(g, want, "reference")
+
+
 def test_hugging_face_bert_with_sdpa_attention_is_one_kernel_a_layer() -> None:
     """Hugging Face's default attention (sdpa) exports Q and K^T each scaled, K^T as Reshape,
     Transpose, Reshape around a head split, and a NaN guard: all of it fuses, no copy left."""

@@ -16,7 +16,7 @@ from xgen.codegen.lower import (
     scratch_arrays,
 )
 from xgen.codegen.lower_gemm import CONV_NHWC_NP
-from xgen.ir import Node, Op
+from xgen.ir import Node, Op, Value
 from xgen.ir import ops as O
 from xgen.ir.infer import broadcast_shapes
 
@@ -42,25 +42,26 @@ def _batch_heads(shape: Sequence[int], strides: Sequence[int], batch: Sequence[i
 def lower_attention(ctx: KernelContext, node: Node) -> str:
     check_dtypes(node)
     a: O.AttentionAttrs = node.attrs
-    q, k, v = node.inputs[:3]
+    q, k_parts, v_parts, mask_value = O.attention_inputs(node)
     y = node.outputs[0]
-    perms = (a.q_perm, a.k_perm, a.v_perm)
-    views = [transposed_view(x.shape, perm) for x, perm in zip((q, k, v), perms, strict=True)]
-    (q_shape, _), (k_shape, _), (v_shape, _) = views
-    (sq, d), sk, dv = q_shape[-2:], k_shape[-2], v_shape[-1]
-    batch = broadcast_shapes(q_shape[:-2], k_shape[:-2], v_shape[:-2])
-    q_strides, k_strides, v_strides = (_batch_heads(*view, batch) for view in views)
+    q_view = transposed_view(q.shape, a.q_perm)
+    k_views = [transposed_view(k.shape, a.k_perm) for k in k_parts]
+    v_views = [transposed_view(v.shape, a.v_perm) for v in v_parts]
+    (sq, d), dv = q_view[0][-2:], v_views[0][0][-1]
+    sk = sum(shape[-2] for shape, _ in k_views)
+    batch = broadcast_shapes(q_view[0][:-2], k_views[0][0][:-2], v_views[0][0][:-2])
+    q_strides = _batch_heads(*q_view, batch)
     # the result [*batch, sq, dv] is stored transposed: its dim i is y's out_perm.index(i)
     stored = contiguous_strides(y.shape)
     order = list(a.out_perm or range(len(y.shape)))
     result_strides = [stored[order.index(i)] for i in range(len(y.shape))]
     y_strides = _batch_heads((*batch, sq, dv), result_strides, batch)
     mask, mask_strides = "NULL", "NULL"
-    if a.masked:
+    if mask_value is not None:
         scores = (*batch, sq, sk)
-        mask = ctx.ptr(node.inputs[3])
+        mask = ctx.ptr(mask_value)
         mask_strides = c_ints(
-            _batch_heads(scores, broadcast_strides(node.inputs[3].shape, scores), batch)
+            _batch_heads(scores, broadcast_strides(mask_value.shape, scores), batch)
         )
     slice_floats = thread_floats(sk, d, dv)
     (scratch,) = scratch_arrays(ctx, [SCRATCH_THREADS * slice_floats])
@@ -68,7 +69,21 @@ def lower_attention(ctx: KernelContext, node: Node) -> str:
     return (
         f"xg_attention({outer}, {heads}, {sq}, {sk}, {d}, {dv}, {c_float(a.scale)}, "
         f"{int(a.nan_to_zero)},\n"
-        f"    {ctx.ptr(q)}, {c_ints(q_strides)}, {ctx.ptr(k)}, {c_ints(k_strides)},\n"
-        f"    {ctx.ptr(v)}, {c_ints(v_strides)}, {mask}, {mask_strides},\n"
+        f"    {ctx.ptr(q)}, {c_ints(q_strides)},\n"
+        f"    {_parts(ctx, k_parts, k_views, batch)},\n"
+        f"    {_parts(ctx, v_parts, v_views, batch)},\n"
+        f"    {mask}, {mask_strides},\n"
         f"    {ctx.ptr(y)}, {c_ints(y_strides)}, {scratch}, {slice_floats});"
     )
+
+
+View = tuple[tuple[int, ...], tuple[int, ...]]  # (shape, strides) of transposed_view
+
+
+def _parts(ctx: KernelContext, parts: list[Value], views: list[View], batch: Sequence[int]) -> str:
+    """The `parts, pointers, strides, rows` arguments of K or V (kernels/attention.h): each part
+    read in place through its view."""
+    pointers = ", ".join(ctx.ptr(part) for part in parts)
+    strides = [s for view in views for s in _batch_heads(*view, batch)]
+    rows = [shape[-2] for shape, _ in views]
+    return f"{len(parts)}, (const float *const[]){{{pointers}}}, {c_ints(strides)}, {c_ints(rows)}"

@@ -12,7 +12,7 @@ from math import prod
 from xgen.errors import ShapeError
 from xgen.ir import ops as O
 from xgen.ir.dtypes import DType
-from xgen.ir.graph import Node, TensorType
+from xgen.ir.graph import Node, TensorType, Value
 from xgen.ir.ops import Op
 
 Shape = tuple[int, ...]
@@ -26,7 +26,7 @@ ARITY: dict[Op, tuple[int, int]] = {
     Op.CONV_TRANSPOSE: (2, 3),
     Op.GEMM: (2, 4),
     Op.MATMUL: (2, 2),
-    Op.ATTENTION: (3, 4),  # q, k, v, [mask]
+    Op.ATTENTION: (3, 1 << 30),  # q, K's parts, V's parts, [mask]
     Op.FUSED_ELEMENTWISE: (1, 1 << 30),
     Op.LAYER_NORM: (2, 3),
     Op.INSTANCE_NORM: (3, 3),
@@ -206,12 +206,24 @@ def attention_operand_shapes(node: Node) -> tuple[Shape, Shape, Shape]:
     """The shapes of an Attention's Q [..., Sq, D], K [..., Sk, D] and V [..., Sk, Dv] as it
     reads them, through its attrs' perms."""
     a: O.AttentionAttrs = node.attrs
-    q, k, v = node.inputs[:3]
+    q, k_parts, v_parts, _ = O.attention_inputs(node)
     return (
         read_through(q.shape, a.q_perm),
-        read_through(k.shape, a.k_perm),
-        read_through(v.shape, a.v_perm),
+        read_through(_joined(k_parts, a.k_perm), a.k_perm),
+        read_through(_joined(v_parts, a.v_perm), a.v_perm),
     )
+
+
+def _joined(parts: list[Value], perm: Shape) -> Shape:
+    """The shape of the parts of an Attention's K or V joined along the key axis."""
+    first = parts[0].shape
+    axis = O.key_axis(perm, len(first))
+    for part in parts[1:]:
+        if len(part.shape) != len(first) or any(
+            a != b for i, (a, b) in enumerate(zip(part.shape, first, strict=True)) if i != axis
+        ):
+            raise ShapeError(f"parts {[p.shape for p in parts]} differ off the key axis {axis}")
+    return tuple(sum(p.shape[axis] for p in parts) if i == axis else d for i, d in enumerate(first))
 
 
 def _attention(node: Node) -> list[TensorType]:
@@ -220,10 +232,11 @@ def _attention(node: Node) -> list[TensorType]:
         raise ShapeError(f"Q {q}, K {k} and V {v} do not chain as Q @ K^T @ V")
     batch = broadcast_shapes(q[:-2], k[:-2], v[:-2])
     result = (*batch, q[-2], v[-1])
-    if node.attrs.masked:
+    mask = O.attention_inputs(node)[3]
+    if mask is not None:
         scores = (*batch, q[-2], k[-2])
-        if broadcast_shapes(node.inputs[3].shape, scores) != scores:
-            raise ShapeError(f"mask {node.inputs[3].shape} does not broadcast to {scores}")
+        if broadcast_shapes(mask.shape, scores) != scores:
+            raise ShapeError(f"mask {mask.shape} does not broadcast to {scores}")
     perm = node.attrs.out_perm or range(len(result))
     return [TensorType(node.inputs[0].dtype, tuple(result[i] for i in perm))]
 

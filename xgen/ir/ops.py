@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from xgen.ir.dtypes import DType
 
 if TYPE_CHECKING:
-    from xgen.ir.graph import Node
+    from xgen.ir.graph import Node, Value
 
 T = TypeVar("T")
 
@@ -324,7 +324,10 @@ class AttentionAttrs:
     heads); the mask broadcasts to [..., Sq, Sk]. The output
     is transpose(result, out_perm) of the [..., Sq, Dv] result. Empty perms are identities.
     nan_to_zero: the probabilities that are NaN (a row whose mask is -inf throughout) count as 0,
-    as scaled_dot_product_attention's export writes it (Where(IsNaN(p), 0, p))."""
+    as scaled_dot_product_attention's export writes it (Where(IsNaN(p), 0, p)).
+    k and v may each come in parts, inputs that a Concat along the key axis would join (a KV
+    cache and the new token's keys): the inputs are q, k_parts of K, v_parts of V, then the
+    mask (see attention_inputs)."""
 
     scale: float
     q_perm: tuple[int, ...] = ()
@@ -333,6 +336,22 @@ class AttentionAttrs:
     out_perm: tuple[int, ...] = ()
     masked: bool = False
     nan_to_zero: bool = False
+    k_parts: int = 1
+    v_parts: int = 1
+
+
+def attention_inputs(node: Node) -> tuple[Value, list[Value], list[Value], Value | None]:
+    """An Attention node's (q, K's parts, V's parts, mask or None)."""
+    a: AttentionAttrs = node.attrs
+    k_end = 1 + a.k_parts
+    v_end = k_end + a.v_parts
+    mask = node.inputs[v_end] if a.masked else None
+    return node.inputs[0], node.inputs[1:k_end], node.inputs[k_end:v_end], mask
+
+
+def key_axis(perm: tuple[int, ...], rank: int) -> int:
+    """The dim of K or V (read through perm as [..., Sk, features]) that runs over the keys."""
+    return perm[-2] if perm else rank - 2
 
 
 @dataclass(frozen=True)

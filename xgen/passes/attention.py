@@ -6,7 +6,8 @@ the heads back side by side. Unfused, the scores [..., Sq, Sk] are written and r
 four kernels; the Attention kernel (kernels/attention.h) keeps a few query rows' scores in L1
 from the first product through the softmax to the second. Runs after
 fold_transposes_into_matmul, so the Transposes that split the heads are already perms of the
-MatMuls, and become the Attention's.
+MatMuls, and become the Attention's. A Concat along the keys writing K or V (a decoder's KV
+cache and the new token's keys) becomes parts that the kernel reads in place.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xgen.ir import DType, Graph, Node, Op, Value
-from xgen.ir.ops import AttentionAttrs
+from xgen.ir.ops import AttentionAttrs, key_axis
 from xgen.passes.rewrite import origin, read_once_producer, sole_consumer
 
 MAX_RANK = 4  # [batch, heads, sequence, features]: the kernel's two batch dims
@@ -59,19 +60,25 @@ def _fuse(graph: Graph, softmax: Node) -> None:
         nodes.append(after)
         output, out_perm = after.outputs[0], after.attrs.perm
     q, k = scores.operands
-    v = weighted.inputs[1]
+    k_perm = _swap_last(scores.perms[1], len(k.shape))
+    v, v_perm = weighted.inputs[1], weighted.attrs.b_perm
+    k_parts, k_concat = _key_parts(graph, k, k_perm, users, producers)
+    v_parts, v_concat = _key_parts(graph, v, v_perm, users, producers)
+    nodes += k_concat + v_concat
     attrs = AttentionAttrs(
         scale=scores.scale,
         q_perm=scores.perms[0],
-        k_perm=_swap_last(scores.perms[1], len(k.shape)),
-        v_perm=weighted.attrs.b_perm,
+        k_perm=k_perm,
+        v_perm=v_perm,
         out_perm=out_perm,
         masked=scores.mask is not None,
         nan_to_zero=bool(guard),
+        k_parts=len(k_parts),
+        v_parts=len(v_parts),
     )
-    if not _fits_kernel(attrs, q, k, v, output):
+    if not _fits_kernel(attrs, q, [*k_parts, *v_parts], output):
         return
-    inputs = [q, k, v] + ([scores.mask] if scores.mask is not None else [])
+    inputs = [q, *k_parts, *v_parts] + ([scores.mask] if scores.mask is not None else [])
     at = graph.nodes.index(weighted)
     fused = graph.insert_node(at, Op.ATTENTION, inputs, attrs, softmax.name)
     fused.outputs[0], fused.origin = output, origin(*nodes)
@@ -184,13 +191,34 @@ def _swap_last(perm: tuple[int, ...], rank: int) -> tuple[int, ...]:
     return tuple(order)
 
 
-def _fits_kernel(attrs: AttentionAttrs, q: Value, k: Value, v: Value, output: Value) -> bool:
+def _key_parts(
+    graph: Graph,
+    x: Value,
+    perm: tuple[int, ...],
+    users: dict[Value, list[Node]],
+    producers: dict[Value, Node],
+) -> tuple[list[Value], list[Node]]:
+    """K or V (x, read through perm) as parts: the inputs of the Concat along the keys writing
+    it, read by the attention alone (a KV cache and the new token's keys: read in place, not
+    copied), with that Concat; else [x] and no node."""
+    concat = read_once_producer(graph, x, users, producers)
+    if concat is None or concat.op is not Op.CONCAT:
+        return [x], []
+    if concat.attrs.axis != key_axis(perm, len(x.shape)):
+        return [x], []
+    return list(concat.inputs), [concat]
+
+
+def _fits_kernel(
+    attrs: AttentionAttrs, q: Value, keys_and_values: list[Value], output: Value
+) -> bool:
     """What kernels/attention.h computes: float32 matrices with at most two batch dims, Q's rows
     contiguous (K and V are packed, any strides), no empty dim."""
     q_last = (attrs.q_perm or range(len(q.shape)))[-1]
+    operands = [q, *keys_and_values]
     return (
         q_last == len(q.shape) - 1
-        and all(2 <= len(x.shape) <= MAX_RANK for x in (q, k, v))
-        and all(x.dtype is DType.FLOAT32 for x in (q, k, v))
-        and all(d > 0 for x in (q, k, v, output) for d in x.shape)
+        and all(2 <= len(x.shape) <= MAX_RANK for x in operands)
+        and all(x.dtype is DType.FLOAT32 for x in operands)
+        and all(d > 0 for x in [*operands, output] for d in x.shape)
     )

@@ -21,6 +21,7 @@ from xgen.ir.ops import (
     NearestMode,
     ResizeAttrs,
     ResizeMode,
+    key_axis,
     split_epilogue_inputs,
 )
 from xgen.reference import kernel
@@ -167,13 +168,19 @@ def matmul(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
 @kernel(Op.ATTENTION)
 def attention(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     a: AttentionAttrs = node.attrs
+    k_end, v_end = 1 + a.k_parts, 1 + a.k_parts + a.v_parts
+    joined = [
+        arrays[0],
+        np.concatenate(arrays[1:k_end], axis=key_axis(a.k_perm, arrays[1].ndim)),
+        np.concatenate(arrays[k_end:v_end], axis=key_axis(a.v_perm, arrays[k_end].ndim)),
+    ]
     perms = (a.q_perm, a.k_perm, a.v_perm)
     q, k, v = (
-        (x.transpose(p) if p else x).astype(np.float64) for x, p in zip(arrays, perms, strict=False)
+        (x.transpose(p) if p else x).astype(np.float64) for x, p in zip(joined, perms, strict=True)
     )
     scores = a.scale * np.matmul(q, np.swapaxes(k, -1, -2))
     if a.masked:
-        scores = scores + arrays[3]
+        scores = scores + arrays[v_end]
     e = np.exp(scores - scores.max(axis=-1, keepdims=True))
     p = e / e.sum(axis=-1, keepdims=True)
     y = np.matmul(np.where(np.isnan(p), 0.0, p) if a.nan_to_zero else p, v)

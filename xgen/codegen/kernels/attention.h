@@ -12,7 +12,8 @@
  * head, block of rows) in that order, and each thread takes a contiguous share of them.
  *
  * Every operand is addressed by four strides in floats, [batch][head][row][column], 0 along a
- * dim that broadcasts; Q's columns are contiguous (qs[3] == 1).
+ * dim that broadcasts; Q's columns are contiguous (qs[3] == 1). K and V may each come in parts
+ * along their rows (the keys), each with its own pointer and strides.
  */
 #ifndef XG_ATTENTION_H
 #define XG_ATTENTION_H
@@ -30,39 +31,56 @@ static inline long xg_attention_round_up(long n)
     return (n + XG_CONV_NHWC_NP - 1) / XG_CONV_NHWC_NP * XG_CONV_NHWC_NP;
 }
 
-/* kt = scale * K^T as weight panels: per NP keys, [d][NP] (keys past sk zero). Each panel row
- * gathers one feature of NP keys, so that its stores are one vector. */
-static void xg_attention_pack_keys(const float *k, long row_stride, long col_stride, long sk,
-                                   long d, float scale, float *kt)
+/* kt = scale * K^T as weight panels of (batch b, head h): per NP keys, [d][NP], keys past sk
+ * zero. Each panel row gathers one feature of NP keys, so that its stores are one vector. K
+ * comes in `parts` joined along the keys (a KV cache and the new token's keys, read in place):
+ * part p at k[p], strides ks[4p..4p+3] as xg_attention's, rows[p] keys. */
+static void xg_attention_pack_keys(int parts, const float *const *k, const long *ks,
+                                   const long *rows, long b, long h, long sk, long d, float scale,
+                                   float *kt)
 {
     enum { NP = XG_CONV_NHWC_NP };
-    for (long j0 = 0; j0 < sk; j0 += NP) {
-        float *panel = kt + j0 * d;
-        long keys = XG_MIN(NP, sk - j0);
-        for (long c = 0; c < d; c++) {
-            const float *column = k + j0 * row_stride + c * col_stride;
-            for (long j = 0; j < NP; j++)
-                panel[c * NP + j] = j < keys ? scale * column[j * row_stride] : 0.0f;
+    long first = 0; /* the part's first key */
+    for (int p = 0; p < parts; first += rows[p], p++) {
+        const long *s = ks + 4 * p;
+        const float *kp = k[p] + b * s[0] + h * s[1];
+        for (long j0 = first / NP * NP; j0 < first + rows[p]; j0 += NP) {
+            float *panel = kt + j0 * d;
+            long lo = XG_MAX(first, j0), hi = XG_MIN(first + rows[p], j0 + NP);
+            for (long c = 0; c < d; c++) {
+                const float *column = kp + c * s[3] - first * s[2];
+                for (long j = lo; j < hi; j++) panel[c * NP + j - j0] = scale * column[j * s[2]];
+            }
         }
     }
+    long tail = sk % NP; /* the last panel's keys past sk */
+    for (long c = 0; tail && c < d; c++)
+        memset(kt + (sk - tail) * d + c * NP + tail, 0, (size_t)(NP - tail) * sizeof(float));
 }
 
-/* vp = V as weight panels: per NP columns, [sk][NP] (columns past dv zero). */
-static void xg_attention_pack_values(const float *v, long row_stride, long col_stride, long sk,
-                                     long dv, float *vp)
+/* vp = V as weight panels of (b, h): per NP columns, [sk][NP] (columns past dv zero); V in
+ * parts as K is. */
+static void xg_attention_pack_values(int parts, const float *const *v, const long *vs,
+                                     const long *rows, long b, long h, long sk, long dv,
+                                     float *vp)
 {
     enum { NP = XG_CONV_NHWC_NP };
-    for (long c0 = 0; c0 < dv; c0 += NP) {
-        long cols = XG_MIN(NP, dv - c0);
-        for (long j = 0; j < sk; j++) {
-            float *dst = vp + c0 * sk + j * NP;
-            const float *row = v + j * row_stride + c0 * col_stride;
-            if (col_stride == 1 && cols == NP) {
-                xg_v16 x = *(const xg_v16u *)row; /* one vector: the usual, contiguous V */
-                *(xg_v16 *)dst = x;
-                continue;
+    long first = 0;
+    for (int p = 0; p < parts; first += rows[p], p++) {
+        const long *s = vs + 4 * p;
+        const float *part = v[p] + b * s[0] + h * s[1];
+        for (long c0 = 0; c0 < dv; c0 += NP) {
+            long cols = XG_MIN(NP, dv - c0);
+            for (long j = 0; j < rows[p]; j++) {
+                float *dst = vp + c0 * sk + (first + j) * NP;
+                const float *row = part + j * s[2] + c0 * s[3];
+                if (s[3] == 1 && cols == NP) {
+                    xg_v16 x = *(const xg_v16u *)row; /* one vector: the usual, contiguous V */
+                    *(xg_v16 *)dst = x;
+                    continue;
+                }
+                for (long c = 0; c < NP; c++) dst[c] = c < cols ? row[c * s[3]] : 0.0f;
             }
-            for (long c = 0; c < NP; c++) dst[c] = c < cols ? row[c * col_stride] : 0.0f;
         }
     }
 }
@@ -102,15 +120,17 @@ static void xg_attention_product(const float *const *rows, const float *w, long 
                              g * PANELS * NP, NULL, XG_NOTHING_AHEAD);
 }
 
-/* y = softmax(scale * Q K^T + mask) V over batch x heads; mask may be NULL (ms unused). With
+/* y = softmax(scale * Q K^T + mask) V over batch x heads; K and V in parts (see
+ * xg_attention_pack_keys), their rows adding up to sk; mask may be NULL (ms unused). With
  * nan_to_zero a row whose probabilities are NaN (masked by -inf throughout, or a NaN score:
  * either makes the whole row NaN) gives zeros. scratch holds XG_SCRATCH_THREADS slices of
  * thread_floats (lower_attention.thread_floats). */
 static void xg_attention(long batch, long heads, long sq, long sk, long d, long dv, float scale,
-                         int nan_to_zero, const float *q, const long *qs, const float *k,
-                         const long *ks, const float *v, const long *vs, const float *mask,
-                         const long *ms,
-                         float *y, const long *ys, float *scratch, long thread_floats)
+                         int nan_to_zero, const float *q, const long *qs, int k_parts,
+                         const float *const *k, const long *ks, const long *k_rows, int v_parts,
+                         const float *const *v, const long *vs, const long *v_rows,
+                         const float *mask, const long *ms, float *y, const long *ys,
+                         float *scratch, long thread_floats)
 {
     enum { MR = XG_CONV_NHWC_MR };
     long skp = xg_attention_round_up(sk), dvp = xg_attention_round_up(dv);
@@ -126,8 +146,8 @@ static void xg_attention(long batch, long heads, long sq, long sk, long d, long 
         long bh = u / blocks, b = bh / heads, h = bh % heads, i0 = u % blocks * MR;
         long nrows = XG_MIN(MR, sq - i0);
         if (bh != packed) {
-            xg_attention_pack_keys(k + b * ks[0] + h * ks[1], ks[2], ks[3], sk, d, scale, kt);
-            xg_attention_pack_values(v + b * vs[0] + h * vs[1], vs[2], vs[3], sk, dv, vp);
+            xg_attention_pack_keys(k_parts, k, ks, k_rows, b, h, sk, d, scale, kt);
+            xg_attention_pack_values(v_parts, v, vs, v_rows, b, h, sk, dv, vp);
             packed = bh;
         }
         /* rows past sq repeat the last one: the tile computes MR rows, stores nrows */

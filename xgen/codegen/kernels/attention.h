@@ -48,8 +48,9 @@ static void xg_attention_pack_keys(int parts, const float *const *k, const long 
             float *panel = kt + j0 * d;
             long lo = XG_MAX(first, j0), hi = XG_MIN(first + rows[p], j0 + NP);
             for (long c = 0; c < d; c++) {
-                const float *column = kp + c * s[3] - first * s[2];
-                for (long j = lo; j < hi; j++) panel[c * NP + j - j0] = scale * column[j * s[2]];
+                const float *column = kp + (lo - first) * s[2] + c * s[3];
+                for (long j = lo; j < hi; j++)
+                    panel[c * NP + j - j0] = scale * column[(j - lo) * s[2]];
             }
         }
     }

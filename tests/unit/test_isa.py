@@ -276,3 +276,22 @@ def test_the_fused_attention_stays_in_its_buffers(tmp_path: Path) -> None:
     assert "xg_attention(" in source.split("xgen_run")[-1]
     compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
     build_and_run(tmp_path, compiler, [], g)
+
+
+def test_attention_over_key_parts_stays_in_its_buffers(tmp_path: Path) -> None:
+    """Attention whose K and V are Concats along the keys (a cache of 20 and 3 new keys, 23
+    ending mid panel), read in place as parts, under AddressSanitizer."""
+    g = Graph()
+    q = g.add_input("q", DType.FLOAT32, (1, 3, 2, 16))  # [batch, head, query, feature]
+    joined = []
+    for name in ("k", "v"):
+        parts = [g.add_input(f"{name}{n}", DType.FLOAT32, (1, 3, n, 16)) for n in (20, 3)]
+        joined += g.add_node(Op.CONCAT, parts, O.AxisAttrs(2))
+    (scores,) = g.add_node(Op.MATMUL, [q, joined[0]], O.MatMulAttrs(b_perm=(0, 1, 3, 2)))
+    (p,) = g.add_node(Op.SOFTMAX, [scores], O.AxisAttrs(3))
+    g.outputs = list(g.add_node(Op.MATMUL, [p, joined[1]], O.MatMulAttrs()))
+    optimized = passes.optimize(copy.deepcopy(g))
+    ((attention,),) = [[n for n in optimized.nodes]]
+    assert attention.op is Op.ATTENTION and attention.attrs.k_parts == attention.attrs.v_parts == 2
+    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
+    build_and_run(tmp_path, compiler, [], g)

@@ -216,14 +216,24 @@ def attention_operand_shapes(node: Node) -> tuple[Shape, Shape, Shape]:
 
 def _joined(parts: list[Value], perm: Shape) -> Shape:
     """The shape of the parts of an Attention's K or V joined along the key axis."""
-    first = parts[0].shape
-    axis = O.key_axis(perm, len(first))
-    for part in parts[1:]:
-        if len(part.shape) != len(first) or any(
-            a != b for i, (a, b) in enumerate(zip(part.shape, first, strict=True)) if i != axis
+    axis = O.key_axis(perm, len(parts[0].shape))
+    return _joined_shape(parts, axis, "Attention key parts")
+
+
+def _joined_shape(values: list[Value], axis: int, what: str) -> Shape:
+    """The shape of values joined along axis, as Concat joins them; ShapeError if their dtypes
+    or their dims off the axis differ."""
+    first = values[0]
+    for v in values:
+        if (
+            v.dtype is not first.dtype
+            or len(v.shape) != len(first.shape)
+            or v.shape[:axis] != first.shape[:axis]
+            or v.shape[axis + 1 :] != first.shape[axis + 1 :]
         ):
-            raise ShapeError(f"parts {[p.shape for p in parts]} differ off the key axis {axis}")
-    return tuple(sum(p.shape[axis] for p in parts) if i == axis else d for i, d in enumerate(first))
+            raise ShapeError(f"{what} {[v.shape for v in values]} differ off axis {axis}")
+    total = sum(v.shape[axis] for v in values)
+    return (*first.shape[:axis], total, *first.shape[axis + 1 :])
 
 
 def _attention(node: Node) -> list[TensorType]:
@@ -288,20 +298,8 @@ def _resize(node: Node) -> list[TensorType]:
 
 
 def _concat(node: Node) -> list[TensorType]:
-    axis = node.attrs.axis
-    first = node.inputs[0]
-    for v in node.inputs:
-        if (
-            v.dtype is not first.dtype
-            or len(v.shape) != len(first.shape)
-            or v.shape[:axis] != first.shape[:axis]
-            or v.shape[axis + 1 :] != first.shape[axis + 1 :]
-        ):
-            raise ShapeError(
-                f"Concat inputs {[v.shape for v in node.inputs]} differ off axis {axis}"
-            )
-    total = sum(v.shape[axis] for v in node.inputs)
-    return [TensorType(first.dtype, (*first.shape[:axis], total, *first.shape[axis + 1 :]))]
+    shape = _joined_shape(node.inputs, node.attrs.axis, "Concat inputs")
+    return [TensorType(node.inputs[0].dtype, shape)]
 
 
 def _split(node: Node) -> list[TensorType]:

@@ -17,14 +17,11 @@ import numpy as np
 
 from xgen.ir import Graph, Node, Op, Value
 from xgen.ir import ops as O
-from xgen.passes.rewrite import origin, replace_uses, sole_consumer
+from xgen.passes.rewrite import Producers, Users, origin, replace_uses, sole_consumer
 
 # Ops with multidirectional (numpy) broadcasting: an operand can be read unexpanded.
 _BROADCASTING = (O.BINARY_OPS - {Op.PRELU}) | {Op.WHERE}
 _ASSOCIATIVE = frozenset({Op.ADD, Op.MUL})
-
-Users = dict[Value, list[Node]]
-Producers = dict[Value, Node]
 
 
 def simplify_algebra(graph: Graph) -> None:

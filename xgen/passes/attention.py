@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import AttentionAttrs, key_axis
-from xgen.passes.rewrite import origin, read_once_producer, sole_consumer
+from xgen.passes.rewrite import Producers, Users, origin, read_once_producer, sole_consumer
 
 MAX_RANK = 4  # [batch, heads, sequence, features]: the kernel's two batch dims
 
@@ -86,7 +86,7 @@ def _fuse(graph: Graph, softmax: Node) -> None:
         graph.nodes.remove(node)
 
 
-def _nan_guard(graph: Graph, p: Value, users: dict[Value, list[Node]]) -> list[Node]:
+def _nan_guard(graph: Graph, p: Value, users: Users) -> list[Node]:
     """[IsNaN, Where] if p is read only by Where(IsNaN(p), 0, p), else []."""
     readers = users.get(p, [])
     isnan = next((r for r in readers if r.op is Op.IS_NAN), None)
@@ -106,9 +106,7 @@ def _nan_guard(graph: Graph, p: Value, users: dict[Value, list[Node]]) -> list[N
     return [isnan, where]
 
 
-def _scores(
-    graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
-) -> _Scores | None:
+def _scores(graph: Graph, x: Value, users: Users, producers: Producers) -> _Scores | None:
     """The chain writing the Softmax's input x, if it is scale * (Q @ K^T) [+ mask]."""
     node = read_once_producer(graph, x, users, producers)
     if node is None or node.op is not Op.ADD:
@@ -124,9 +122,7 @@ def _scores(
     return None
 
 
-def _scaled_product(
-    graph: Graph, x: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
-) -> _Scores | None:
+def _scaled_product(graph: Graph, x: Value, users: Users, producers: Producers) -> _Scores | None:
     """The chain writing x, if it is Q @ K^T, maybe times or divided by a scalar constant."""
     node = read_once_producer(graph, x, users, producers)
     if node is None:
@@ -151,8 +147,8 @@ def _product(
     matmul: Node,
     scale: float,
     after: list[Node],
-    users: dict[Value, list[Node]],
-    producers: dict[Value, Node],
+    users: Users,
+    producers: Producers,
 ) -> _Scores:
     """The scores of Q @ K^T times scale, the scalings after it in `after`: an operand that is
     itself a Mul by a scalar constant read only by the product (scaled_dot_product_attention's
@@ -195,8 +191,8 @@ def _key_parts(
     graph: Graph,
     x: Value,
     perm: tuple[int, ...],
-    users: dict[Value, list[Node]],
-    producers: dict[Value, Node],
+    users: Users,
+    producers: Producers,
 ) -> tuple[list[Value], list[Node]]:
     """K or V (x, read through perm) as parts: the inputs of the Concat along the keys writing
     it, read by the attention alone (a KV cache and the new token's keys: read in place, not

@@ -11,10 +11,10 @@ the fusions into convolutions, linear layers and attention, which take their act
 
 from __future__ import annotations
 
-from xgen.ir import Graph, Node, Op, Value
+from xgen.ir import Graph, Node, Op
 from xgen.ir import ops as O
 from xgen.ir.ops import FusedElementwiseAttrs
-from xgen.passes.rewrite import origin
+from xgen.passes.rewrite import Producers, Users, origin
 
 ELEMENTWISE = (O.UNARY_OPS - {Op.IDENTITY}) | O.BINARY_OPS | {Op.WHERE}
 
@@ -36,8 +36,8 @@ def _grow(
     graph: Graph,
     block: list[Node],
     block_of: dict[int, list[Node]],
-    users: dict[Value, list[Node]],
-    producers: dict[Value, Node],
+    users: Users,
+    producers: Producers,
 ) -> list[Node]:
     """The block ending at block[0], grown by the blocks writing its inputs while one can be
     computed inside its loop: every reader of the value is in the block (a value read twice is

@@ -14,7 +14,7 @@ import dataclasses
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import Activation, ClipAttrs, Epilogue, ShapeAttrs
-from xgen.passes.rewrite import absorb, sole_consumer
+from xgen.passes.rewrite import Users, absorb, sole_consumer
 
 FUSABLE = (Op.CONV, Op.GEMM)
 
@@ -64,9 +64,7 @@ def _activation(follower: Node) -> Epilogue | None:
     return None
 
 
-def _ahead_of_reshape(
-    graph: Graph, node: Node, reshape: Node, users: dict[Value, list[Node]]
-) -> Node | None:
+def _ahead_of_reshape(graph: Graph, node: Node, reshape: Node, users: Users) -> Node | None:
     """Reshape -> activation, or Reshape -> Add of a value node can read as its residual, becomes
     the same op ahead of the Reshape (elementwise ops commute with a reshape; the residual is
     reshaped too, which costs nothing), so that it follows node directly; returns it, or None."""

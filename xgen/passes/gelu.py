@@ -15,10 +15,7 @@ import numpy as np
 
 from xgen.ir import DType, Graph, Node, Op, Value
 from xgen.ir.ops import GeluAttrs
-from xgen.passes.rewrite import origin, read_once_producer, sole_consumer
-
-Users = dict[Value, list[Node]]
-Producers = dict[Value, Node]
+from xgen.passes.rewrite import Producers, Users, origin, read_once_producer, sole_consumer
 
 
 def fuse_gelu(graph: Graph) -> None:
@@ -68,11 +65,8 @@ def _erf_head(
         return None
     if scale.op is Op.DIV and _is_constant(scale.inputs[1], math.sqrt(2.0)):
         return scale.inputs[0], [scale]
-    if scale.op is Op.MUL:
-        for i in (0, 1):
-            if _is_constant(scale.inputs[1 - i], math.sqrt(0.5)):
-                return scale.inputs[i], [scale]
-    return None
+    x = _times_constant(scale, math.sqrt(0.5))
+    return (x, [scale]) if x is not None else None
 
 
 def _tanh_head(

@@ -19,7 +19,7 @@ import numpy as np
 
 from xgen.ir import Graph, Node, Op, Value
 from xgen.ir import ops as O
-from xgen.passes.rewrite import replace_uses
+from xgen.passes.rewrite import Producers, Users, replace_uses
 
 # Ops whose output element i reads input element i only (after broadcasting), in any layout.
 _ELEMENTWISE = O.UNARY_OPS | O.BINARY_OPS | {Op.WHERE}
@@ -140,9 +140,7 @@ def _rewrite_one(graph: Graph) -> bool:
     return False
 
 
-def _simplify_transpose(
-    graph: Graph, node: Node, producers: dict[Value, Node], users: dict[Value, list[Node]]
-) -> bool:
+def _simplify_transpose(graph: Graph, node: Node, producers: Producers, users: Users) -> bool:
     """Fold a Transpose of a Transpose into one and drop an identity; remove a Transpose nothing
     reads."""
     x, y = node.inputs[0], node.outputs[0]
@@ -167,7 +165,7 @@ def _moves_only_ones(transpose: Node) -> bool:
 
 
 def _transposed_inputs_perm(
-    graph: Graph, node: Node, producers: dict[Value, Node], users: dict[Value, list[Node]]
+    graph: Graph, node: Node, producers: Producers, users: Users
 ) -> Perm | None:
     """The perm of the Transposes producing every non-constant input of node, when they all
     have the same one and node is their only reader; else None."""
@@ -184,7 +182,7 @@ def _transposed_inputs_perm(
     return perms.pop() if len(perms) == 1 else None
 
 
-def _sink(graph: Graph, node: Node, perm: Perm, producers: dict[Value, Node]) -> bool:
+def _sink(graph: Graph, node: Node, perm: Perm, producers: Producers) -> bool:
     """Move the Transposes by perm from node's inputs to its output, if node is agnostic of the
     layout (with its attributes remapped)."""
     if len(node.outputs) != 1 or len(node.outputs[0].shape) != len(perm):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from xgen.ir import Graph, Node, Value
 
+Users = dict[Value, list[Node]]  # what graph.consumers() returns: a value's readers
+Producers = dict[Value, Node]  # what graph.producers() returns: a value's writer
 
-def sole_consumer(graph: Graph, value: Value, users: dict[Value, list[Node]]) -> Node | None:
+
+def sole_consumer(graph: Graph, value: Value, users: Users) -> Node | None:
     """The one node reading value, if exactly one node reads it once and it is no graph output."""
     readers = users.get(value, [])
     if len(readers) != 1 or value in graph.outputs or readers[0].inputs.count(value) != 1:
@@ -21,7 +24,7 @@ def absorb(graph: Graph, node: Node, follower: Node) -> None:
 
 
 def read_once_producer(
-    graph: Graph, value: Value, users: dict[Value, list[Node]], producers: dict[Value, Node]
+    graph: Graph, value: Value, users: Users, producers: Producers
 ) -> Node | None:
     """The node writing value, if one node reads value once (the next of a chain) and it is no
     graph output."""

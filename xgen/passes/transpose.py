@@ -10,23 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xgen.ir import Graph, Op
+from xgen.ir import Graph, Node, Op
 from xgen.ir.ops import TransposeAttrs
-from xgen.passes.rewrite import origin, sole_consumer
+from xgen.passes.rewrite import origin, read_once_producer, sole_consumer
 
 
 def collapse_reshaped_transposes(graph: Graph) -> None:
     for transpose in [n for n in graph.nodes if n.op is Op.TRANSPOSE]:
         users, producers = graph.consumers(), graph.producers()
-        before = producers.get(transpose.inputs[0])
+        before = read_once_producer(graph, transpose.inputs[0], users, producers)
         after = sole_consumer(graph, transpose.outputs[0], users)
-        if (
-            before is None
-            or before.op is not Op.RESHAPE
-            or sole_consumer(graph, before.outputs[0], users) is not transpose
-            or after is None
-            or after.op is not Op.RESHAPE
-        ):
+        if not (_is_reshape(before) and _is_reshape(after)):
             continue
         x, y = before.inputs[0], after.outputs[0]
         perm = unit_free_perm(x.shape, before.outputs[0].shape, transpose.attrs.perm, y.shape)
@@ -37,6 +31,10 @@ def collapse_reshaped_transposes(graph: Graph) -> None:
         node.outputs[0], node.origin = y, origin(before, transpose, after)
         for old in (before, transpose, after):
             graph.nodes.remove(old)
+
+
+def _is_reshape(node: Node | None) -> bool:
+    return node is not None and node.op is Op.RESHAPE
 
 
 def unit_free_perm(

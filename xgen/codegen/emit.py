@@ -22,6 +22,7 @@ import numpy as np
 
 from xgen import __version__
 from xgen.codegen import lower
+from xgen.codegen.c_text import comment
 from xgen.errors import UnsupportedOpError
 from xgen.ir import DType, Graph, Node, TensorType, Value
 from xgen.passes.memory import MemoryPlan, Storage, align, is_alias, plan_memory
@@ -180,10 +181,6 @@ def _with_node_ends(blocks: list[NodeCode]) -> list[str]:
     return texts
 
 
-def comment(text: str) -> str:
-    return "/* " + text.replace("*/", "* /") + " */"
-
-
 def c_pointer(dtype: DType, base: str) -> str:
     return f"(({dtype.c_type} *)({base}))"
 
@@ -224,7 +221,7 @@ class Emitter:
 
     def add_weight(self, array: np.ndarray, name: str) -> str:
         dtype = DType.from_numpy(array.dtype)
-        return c_pointer(dtype, f"weights + {self._append(array)} /* {name} */")
+        return c_pointer(dtype, f"weights + {self._append(array)} {comment(name)}")
 
     def scratch(self, nbytes: int) -> str:
         self.scratch_bytes = max(self.scratch_bytes, align(nbytes))
@@ -257,7 +254,7 @@ class Emitter:
         ins = ", ".join(f"{v.type} {v.name}" for v in node.inputs)
         header = comment(f"{node.name}: {outs} <- {node.op.value}({ins})")
         if is_alias(node):
-            return NodeCode(header[:-3] + " -- an alias: no code */", None)
+            return NodeCode(header + " /* an alias: no code */", None)
         lowering = lower.LOWERINGS.get(node.op)
         if lowering is None:
             raise UnsupportedOpError(

@@ -7,6 +7,8 @@ Every thread of the team runs the block (see kernels/common.h): work is split wi
 pass reading what the previous pass of the block wrote waits for it (BETWEEN_PASSES), and the
 emitter puts a barrier after each node.
 The emitter (emit.py) owns buffers, the weight blob and the arena; lowerings ask it for pointers.
+Names come from the model file, untrusted: C holds them only in a c_text.comment (add_weight's
+name included), never as code.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class KernelContext(Protocol):
 
     def add_weight(self, array: np.ndarray, name: str) -> str:
         """Store an extra constant (e.g. weights packed at compile time) in the weight blob;
-        returns a C pointer expression to it, typed from the array's dtype."""
+        returns a C pointer expression to it, typed from the array's dtype, with name (any
+        text) in an escaped comment beside it."""
         ...
 
     def scratch(self, nbytes: int) -> str:

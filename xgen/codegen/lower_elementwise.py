@@ -13,6 +13,7 @@ from math import prod
 
 import numpy as np
 
+from xgen.codegen.c_text import comment
 from xgen.codegen.loops import (
     Operand,
     broadcast_strides,
@@ -306,7 +307,7 @@ def _block_copies(
         dst, src = (outer, inner) if into_whole else (inner, outer)
         code = _copy(ctx, *((part, whole) if into_whole else (whole, part)), part.shape,
                      src, dst)  # fmt: skip
-        blocks.append(f"{{ /* part {i}: {part.name} */\n" + _indent(code) + "\n}")
+        blocks.append("{ " + comment(f"part {i}: {part.name}") + "\n" + _indent(code) + "\n}")
         start += part.shape[axis]
     return "\n".join(blocks)
 

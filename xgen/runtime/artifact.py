@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from xgen import __version__
+from xgen.codegen.c_text import escape
 from xgen.codegen.cc import cpu_identity
 from xgen.codegen.emit import ABI_VERSION, GeneratedModel, TensorSpec
 from xgen.errors import XgenError
@@ -109,12 +110,12 @@ def export_c(directory: str | Path, model: GeneratedModel, overwrite: bool = Fal
 
 
 def _describe(specs: tuple[TensorSpec, ...]) -> str:
-    return "\n".join(f" *   [{i}] {s.name}: {s}" for i, s in enumerate(specs))
+    return "\n".join(f" *   [{i}] {escape(s.name)}: {s}" for i, s in enumerate(specs))
 
 
 def _header(model: GeneratedModel) -> str:
     return _HEADER.format(
-        name=model.name,
+        name=escape(model.name),
         inputs=_describe(model.inputs),
         outputs=_describe(model.outputs),
         arena=model.arena_bytes,

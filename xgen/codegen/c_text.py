@@ -8,7 +8,7 @@ keeps printable ASCII and spells every other byte of the text's UTF-8 as `\\xNN`
 - `*`: no `*/` can end the comment and no `/*` start another, whatever the text is joined with;
 - `\\` and `?`: a backslash before a line end, or the trigraph `??/` that means one, splices lines;
 - control characters (a newline would start a preprocessor line), NUL, DEL, and non-ASCII text,
-  lone surrogates included (what a name that was not UTF-8 decodes to).
+  lone surrogates included (a Python str need not be valid Unicode).
 An escape never ends in a backslash. Text past LIMIT characters is cut, with a marker saying
 how much was left out.
 """

@@ -52,7 +52,9 @@ def _winograd_option(p: argparse.ArgumentParser) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     import xgen
+    from xgen.runtime.artifact import check_target
 
+    check_target(args.output, args.overwrite, knob="--overwrite")  # before compiling, not after
     constants = _read_arrays(args.const or [], "--const")
     model = xgen.compile(
         args.model,
@@ -61,7 +63,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         threads=args.threads,
         winograd=args.winograd,
     )
-    model.save(args.output)
+    model.save(args.output, overwrite=args.overwrite)
     print(f"compiled {args.model} -> {args.output}")
     print(f"  inputs:  {', '.join(model.input_names)}")
     print(f"  outputs: {', '.join(model.output_names)}")
@@ -283,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--const", action="append", metavar="NAME=FILE.npy",
                    help="fix an input's value (a shape or axes tensor) when compiling")  # fmt: skip
     p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the model files in --output if it is not empty")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="threads at run time")
     _winograd_option(p)
     p.set_defaults(handler=cmd_compile)

@@ -1,8 +1,11 @@
 """The C compiler driver: finds a compiler, builds a shared library, caches it by content hash.
 
 The cache key covers everything that decides the binary: the source, the flags and the
-compiler's identity (its --version banner). Writes are atomic (a temp file in the cache dir, then
-os.replace), so processes compiling the same model at once all succeed and none sees a torn file.
+compiler's identity (its --version banner). An entry is KEY.so and KEY.sha256 (the library's
+digest), each written atomically (built in a temp folder in the cache dir, then os.replace), so
+processes compiling the same model at once all succeed and none sees a torn file. A library is
+loaded only when its digest matches: a truncated or damaged one (a full disk, a killed copy) is
+rebuilt, never mapped (that would be SIGBUS). Temp folders left by killed compiles are removed.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xgen.errors import CompilerError
+from xgen.errors import CompilerError, XgenError
 
 CANDIDATES = ("cc", "gcc", "clang")
 # No -ffast-math: NaN and infinity must behave as in numpy. -fno-math-errno only lets sqrtf and
@@ -29,6 +33,10 @@ FLAGS = ("-O3", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contrac
 MARCH_ENV = "XGEN_MARCH"
 LIBS = ("-lm",)
 TAIL_CHARS = 4000
+# A temp build folder is .KEY-PID-RANDOM; one whose process is gone and that is older than this
+# is a killed compile's leftover (the age spares a live compile by a process on another machine
+# sharing the cache, whose PID means nothing here).
+STALE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -96,25 +104,82 @@ def compile_shared(
     """Path to a shared library built from source: from the cache, or compiled into it."""
     compiler = find_compiler()
     directory = cache_dir(cache)
-    directory.mkdir(parents=True, exist_ok=True)
     key = cache_key(source, compiler, profile)
     library = directory / f"{key}.so"
-    if library.exists():
-        return library
-    with tempfile.TemporaryDirectory(dir=directory, prefix=f".{key}-") as work:
-        c_file, so_file = Path(work) / "model.c", Path(work) / "model.so"
-        c_file.write_text(source)
-        command = [compiler.path, *flags(profile), str(c_file), "-o", str(so_file), *LIBS]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True)
-        except OSError as e:
-            raise CompilerError(f"cannot run the C compiler {compiler.path}: {e}") from None
-        if result.returncode != 0:
-            output = (result.stderr + result.stdout)[-TAIL_CHARS:]
-            raise CompilerError(
-                f"{compiler.path} failed (exit {result.returncode}) on the generated C; "
-                f"this is a bug in xgen, please report it.\n{' '.join(command)}\n{output}"
-            )
-        # Same directory, so the rename is atomic; a concurrent build of the same key is identical.
-        os.replace(so_file, library)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if _verified(library):
+            return library
+        _remove_stale_builds(directory)
+        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{key}-{os.getpid()}-") as work:
+            so_file = _build(source, compiler, profile, Path(work))
+            digest_file = Path(work) / "digest"
+            digest_file.write_text(_digest(so_file) + "\n")
+            # Same directory, so each rename is atomic; a concurrent build of the key is identical.
+            os.replace(so_file, library)
+            os.replace(digest_file, library.with_suffix(".sha256"))
+    except OSError as e:
+        raise XgenError(
+            f"cannot use the compile cache {directory}: {e.strerror or e}; "
+            "set $XGEN_CACHE_DIR to a writable folder"
+        ) from None
     return library
+
+
+def _build(source: str, compiler: Compiler, profile: bool, work: Path) -> Path:
+    c_file, so_file = work / "model.c", work / "model.so"
+    c_file.write_text(source)
+    command = [compiler.path, *flags(profile), str(c_file), "-o", str(so_file), *LIBS]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except OSError as e:
+        raise CompilerError(f"cannot run the C compiler {compiler.path}: {e}") from None
+    if result.returncode != 0:
+        output = (result.stderr + result.stdout)[-TAIL_CHARS:]
+        raise CompilerError(
+            f"{compiler.path} failed (exit {result.returncode}) on the generated C; "
+            f"this is a bug in xgen, please report it.\n{' '.join(command)}\n{output}"
+        )
+    return so_file
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _verified(library: Path) -> bool:
+    """Whether the cache entry exists and its library still has the digest it was built with."""
+    try:
+        expected = library.with_suffix(".sha256").read_text().strip()
+        return _digest(library) == expected
+    except (OSError, UnicodeDecodeError):
+        return False  # missing or unreadable: build it (again)
+
+
+def _remove_stale_builds(directory: Path) -> None:
+    """Remove the temp build folders of compiles that were killed (see STALE_SECONDS)."""
+    now = time.time()
+    for path in directory.glob(".*-*"):
+        try:
+            old = now - path.stat().st_mtime > STALE_SECONDS
+            if old and path.is_dir() and not _alive(path.name):
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # another process removed it first
+
+
+def _alive(build_name: str) -> bool:
+    """Whether the process that named a temp build folder .KEY-PID-RANDOM still runs (False
+    for the folders of older xgen versions, .KEY-RANDOM)."""
+    parts = build_name.split("-")
+    pid = parts[1] if len(parts) > 2 else ""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, under another user
+    return True

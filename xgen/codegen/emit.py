@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from xgen.errors import UnsupportedOpError
 from xgen.ir import DType, Graph, Node, TensorType, Value
 from xgen.passes.memory import MemoryPlan, Storage, align, is_alias, plan_memory
 
-ABI_VERSION = 1
+ABI_VERSION = 2  # 2: xgen_signature
 KERNELS_DIR = Path(__file__).parent / "kernels"
 PRELUDE = "common.h"
 
@@ -75,6 +75,19 @@ class GeneratedModel:
     # (name, op, first output's type) of each node with code: a profile's rows, in order
     nodes: tuple[tuple[str, str, str], ...] = ()
 
+    @property
+    def signature(self) -> str:
+        """What the library's xgen_signature() returns: every size the runtime's buffers must
+        agree on, with the tensors by position (names come from the model file and stay out of
+        C). Weight values stay out too, so that models differing only in them share a library."""
+        inputs = " ".join(map(str, self.inputs)) or "-"
+        outputs = " ".join(map(str, self.outputs)) or "-"
+        return (
+            f"abi {ABI_VERSION}; arena {self.arena_bytes}; weights {len(self.weights)}; "
+            f"inputs {inputs}; outputs {outputs}; checks {len(self.errors)}; "
+            f"nodes {len(self.nodes)}"
+        )
+
 
 def generate(graph: Graph) -> GeneratedModel:
     """Lower every node of the graph to C; raises UnsupportedOpError for ops with no lowering."""
@@ -82,9 +95,9 @@ def generate(graph: Graph) -> GeneratedModel:
     emitter = Emitter(graph, plan_memory(graph))
     blocks = [emitter.node_block(node) for node in graph.nodes]
     body = _with_node_ends(blocks) + emitter.output_copies()
-    return GeneratedModel(
+    model = GeneratedModel(
         name=graph.name,
-        source=emitter.source(body),
+        source="",
         weights=bytes(emitter.blob),
         arena_bytes=emitter.arena_bytes,
         inputs=tuple(TensorSpec.of(v) for v in graph.inputs),
@@ -92,6 +105,7 @@ def generate(graph: Graph) -> GeneratedModel:
         errors=tuple(emitter.errors),
         nodes=tuple(emitter.nodes),
     )
+    return replace(model, source=emitter.source(body, model.signature))
 
 
 def load_lowerings() -> None:
@@ -294,7 +308,7 @@ class Emitter:
             )
         return blocks
 
-    def source(self, body: list[str]) -> str:
+    def source(self, body: list[str], signature: str) -> str:
         headers = [_inline_header(path) for path in kernel_headers(self.kernels)]
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(self.graph.op_counts().items()))
         inputs = ", ".join(f"{v.name}: {v.type}" for v in self.graph.inputs)
@@ -312,6 +326,7 @@ class Emitter:
             n_inputs=len(self.graph.inputs),
             n_outputs=len(self.graph.outputs),
             n_nodes=max(len(self.nodes), 1),
+            signature=signature,
             body=indent("\n\n".join(body), by=" " * 8),
         )
 
@@ -377,6 +392,9 @@ void xgen_profile(double *seconds) {{
 int xgen_abi_version(void) {{ return XGEN_ABI_VERSION; }}
 long xgen_arena_bytes(void) {{ return XGEN_ARENA_BYTES; }}
 long xgen_weights_bytes(void) {{ return XGEN_WEIGHTS_BYTES; }}
+/* The buffer sizes this library was built for: the runtime refuses a model description that
+ * says otherwise (a tampered manifest, another model's library). */
+const char *xgen_signature(void) {{ return "{signature}"; }}
 void xgen_set_threads(int n) {{ xg_threads = n > 0 ? n : 0; }}
 int xgen_get_threads(void) {{
 #ifdef _OPENMP

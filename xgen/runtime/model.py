@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from xgen.codegen.cc import compile_shared
-from xgen.codegen.emit import GeneratedModel, TensorSpec
+from xgen.codegen.emit import ABI_VERSION, GeneratedModel, TensorSpec
 from xgen.errors import InputError, XgenError
 from xgen.runtime import artifact
 
 ALIGNMENT = 64
+# The functions the runtime calls in a model library (kernels' own symbols are not its business).
+SYMBOLS = ("xgen_abi_version", "xgen_signature", "xgen_run", "xgen_set_threads", "xgen_get_threads")
 
 
 def aligned_bytes(nbytes: int, data: bytes = b"") -> np.ndarray:
@@ -42,13 +44,44 @@ class NodeTime:
     ms: float
 
 
+def load_library(path: Path, model: GeneratedModel) -> ctypes.CDLL:
+    """The shared library at path, once it says it was built for model's buffer sizes.
+
+    Nothing the library does is checked (it is code: load only libraries you trust), but a
+    library of another model, or a model description edited since the build, is refused before
+    any call could write past a buffer."""
+    try:
+        lib = ctypes.CDLL(str(path.absolute()))  # a bare name would be looked up in system dirs
+    except OSError as e:
+        raise XgenError(f"{path} is not a loadable shared library: {e}") from None
+    missing = [name for name in SYMBOLS if not hasattr(lib, name)]
+    if missing:
+        raise XgenError(
+            f"{path} is not an xgen model library of ABI {ABI_VERSION} (it has no "
+            f"{', '.join(missing)}): compile the model again"
+        )
+    if lib.xgen_abi_version() != ABI_VERSION:
+        raise XgenError(f"{path} was built for model ABI {lib.xgen_abi_version()}, this xgen "
+                        f"runs ABI {ABI_VERSION}: compile the model again")  # fmt: skip
+    lib.xgen_signature.restype = ctypes.c_char_p
+    built = (lib.xgen_signature() or b"").decode("ascii", "replace")
+    if built != model.signature:
+        theirs, ours = built.split("; "), model.signature.split("; ")
+        differ = [f"{b} (the model says {m})" for b, m in zip(theirs, ours, strict=False) if b != m]
+        raise XgenError(
+            f"{path} does not match the model {model.name!r} it is loaded for: the library was "
+            f"built for {', '.join(differ) or built}"
+        )
+    return lib
+
+
 class CompiledModel:
     """A model compiled to C. Call it with arrays, or run({name: array}) for a dict of outputs."""
 
     def __init__(self, model: GeneratedModel, library: Path, threads: int | None = None):
         self.threads = threads  # validates
         self._model, self._library = model, Path(library)
-        lib = ctypes.CDLL(str(self._library))
+        self._lib = lib = load_library(self._library, model)
         self._run = lib.xgen_run
         self._run.argtypes = [ctypes.c_void_p] * 4
         self._run.restype = ctypes.c_int
@@ -56,9 +89,6 @@ class CompiledModel:
         self._set_threads.argtypes = [ctypes.c_int]
         self._get_threads = lib.xgen_get_threads
         self._get_threads.restype = ctypes.c_int
-        lib.xgen_arena_bytes.restype = ctypes.c_long
-        if lib.xgen_arena_bytes() != model.arena_bytes:
-            raise XgenError(f"{library} does not match its model description (arena size)")
         self._weights = aligned_bytes(len(model.weights), model.weights)
         self._arena = aligned_bytes(model.arena_bytes)
         self._lock = threading.Lock()  # one arena: runs of one model are serialised
@@ -160,12 +190,12 @@ class CompiledModel:
         if runs < 1:
             raise ValueError(f"runs must be at least 1, got {runs}")
         if not self._model.nodes:
-            raise XgenError(f"model {self.name!r} was saved without its node list: recompile it")
+            raise XgenError(f"model {self.name!r} has no node with code to profile")
         timed = CompiledModel(self._model, compile_shared(self._model.source, profile=True))
         timed._threads = self._threads
         timed.run(feeds)  # warm-up, not counted
         seconds = (ctypes.c_double * len(self._model.nodes))()
-        take = ctypes.CDLL(str(timed._library)).xgen_profile
+        take = timed._lib.xgen_profile
         take(seconds)
         for _ in range(runs):
             timed.run(feeds)

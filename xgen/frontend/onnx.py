@@ -8,6 +8,8 @@ with the numpy reference, so the shape sub-graphs that exporters emit (Shape -> 
 
 from __future__ import annotations
 
+import functools
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +20,22 @@ import onnx
 from onnx import numpy_helper
 
 from xgen import reference
-from xgen.errors import ModelLoadError, NonConstantInputError, ShapeError, UnsupportedOpError
+from xgen.errors import (
+    ModelLoadError,
+    NonConstantInputError,
+    ShapeError,
+    UnsupportedOpError,
+    XgenError,
+)
 from xgen.ir import DType, Graph, Op, Value
 
 MIN_OPSET, MAX_OPSET = 11, 21
+
+# What numpy and Python raise on data nobody anticipated (a converter's int() of a list, a
+# reshape to dims that disagree...): at import, each is a malformed model, not an xgen bug.
+MALFORMED = (
+    TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError, MemoryError
+)
 
 
 @dataclass
@@ -124,20 +138,58 @@ def supported_ops() -> list[str]:
 def load_model(source: str | Path | bytes | onnx.ModelProto) -> onnx.ModelProto:
     """Read an ONNX model, turning protobuf failures into a ModelLoadError that names the file."""
     if isinstance(source, onnx.ModelProto):
-        return source
+        return _utf8_names(source)
     label = "<bytes>" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes) and not Path(source).is_file():
-        raise ModelLoadError(f"{label}: no such model file")
+    if not isinstance(source, bytes):
+        _check_model_path(Path(source), label)
     try:
         model = (
             onnx.load_model_from_string(source)
             if isinstance(source, bytes)
             else onnx.load(str(source))
         )
+    except OSError as e:  # a permission denied, or a file that vanished since the check
+        raise ModelLoadError(f"{label}: cannot read the model file: {e.strerror or e}") from None
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning, ValueError...
         raise ModelLoadError(f"{label}: not a valid ONNX model ({type(e).__name__}: {e})") from None
     if not model.graph.node and not model.graph.output:
         raise ModelLoadError(f"{label}: the file holds no ONNX graph (empty or truncated)")
+    return _utf8_names(model)
+
+
+def _check_model_path(path: Path, label: str) -> None:
+    """A missing path, a directory and a FIFO or device (which would block reading) each get
+    their own message, before anything opens the file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelLoadError(f"{label}: no such model file") from None
+    except (OSError, ValueError) as e:  # a permission denied on a folder, a NUL in the path
+        raise ModelLoadError(f"{label}: cannot read the model file: {e}") from None
+    if stat.S_ISDIR(mode):
+        raise ModelLoadError(f"{label}: is a directory, not an ONNX model file")
+    if not stat.S_ISREG(mode):
+        raise ModelLoadError(f"{label}: is not a regular file (a FIFO, socket or device)")
+
+
+def _text(name: str | bytes) -> str:
+    # protobuf hands back a string field that is not UTF-8 as bytes: keep its bytes readable
+    return name if isinstance(name, str) else name.decode("utf-8", "backslashreplace")
+
+
+def _utf8_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every name import reads made a str: non-UTF-8 bytes become \\xNN escapes (in place)."""
+    graph = model.graph
+    for proto in (graph, *graph.initializer, *graph.input, *graph.output, *graph.value_info):
+        proto.name = _text(proto.name)
+    for node in graph.node:
+        node.name, node.op_type, node.domain = map(_text, (node.name, node.op_type, node.domain))
+        for names in (node.input, node.output):
+            names[:] = [_text(n) for n in names]
+        for attribute in node.attribute:
+            attribute.name = _text(attribute.name)
+    for prop in model.metadata_props:
+        prop.key, prop.value = _text(prop.key), _text(prop.value)
     return model
 
 
@@ -186,16 +238,19 @@ def _bind_inputs(
 ) -> None:
     """Initializers become constants, model inputs graph inputs (or constants when fixed)."""
     for init in onnx_graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelLoadError(
-                f"initializer {init.name!r} keeps its data in an external file; "
-                "load the model with onnx.load(path) and pass the ModelProto"
-            )
-        array = _to_supported_array(numpy_helper.to_array(init), f"initializer {init.name!r}")
+        if init.name in ctx.values:
+            raise ModelLoadError(f"initializer {init.name!r} is defined twice")
+        what = f"initializer {init.name!r}"
+        array = _to_supported_array(_tensor_array(init, what), what)
         ctx.values[init.name] = ctx.graph.constant(array, init.name)
     # an initializer also listed as an input (older exporters) stays a constant
     model_inputs = [i for i in onnx_graph.input if i.name not in ctx.values]
     for info in model_inputs:
+        if info.name in ctx.values:
+            raise ModelLoadError(f"graph input {info.name!r} is declared twice")
+        if info.type.WhichOneof("value") != "tensor_type":
+            kind = info.type.WhichOneof("value") or "no type"
+            raise ModelLoadError(f"graph input {info.name!r} is a {kind}, xgen takes tensors")
         dtype = _elem_dtype(info.type.tensor_type.elem_type, f"input {info.name!r}")
         if info.name in constant_inputs:
             array = _constant_input(info, dtype, constant_inputs[info.name])
@@ -229,21 +284,77 @@ def _constant_input(info: onnx.ValueInfoProto, dtype: DType, data: np.ndarray) -
 
 
 def _elem_dtype(elem_type: int, what: str) -> DType:
-    np_type = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    np_type = _numpy_type(elem_type, what)
     try:
         return DType.from_numpy(np_type)
     except TypeError as e:
         raise ShapeError(f"{what}: {e}") from None
 
 
-def _decode_attrs(node: onnx.NodeProto) -> dict[str, Any]:
+def _numpy_type(elem_type: int, what: str) -> np.dtype:
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    except KeyError:  # 0 (UNDEFINED) or a number that names no ONNX type
+        raise ModelLoadError(f"{what} has elem_type {elem_type}, not an ONNX tensor type") from None
+
+
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """A TensorProto's data as an array; a ModelLoadError when its data, dims and type disagree."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        raise ModelLoadError(
+            f"{what} keeps its data in an external file; "
+            "load the model with onnx.load(path) and pass the ModelProto"
+        )
+    _numpy_type(tensor.data_type, what)
+    try:
+        return numpy_helper.to_array(tensor)
+    except MALFORMED as e:
+        kind = onnx.TensorProto.DataType.Name(tensor.data_type)
+        raise ModelLoadError(
+            f"{what}: its data does not fit {kind}{list(tensor.dims)} ({type(e).__name__}: {e})"
+        ) from None
+
+
+@functools.cache
+def _declared_attr_types(op_type: str, opset: int) -> dict[str, int]:
+    """Attribute name -> AttributeProto type, from the ONNX schema of the op at this opset."""
+    try:
+        schema = onnx.defs.get_schema(op_type, opset)
+    except onnx.defs.SchemaError:  # an op newer than the model's opset: its latest schema
+        try:
+            schema = onnx.defs.get_schema(op_type)
+        except onnx.defs.SchemaError:
+            return {}
+    return {name: int(a.type) for name, a in schema.attributes.items()}
+
+
+def _attr_type_name(attr_type: int) -> str:
+    try:
+        return onnx.AttributeProto.AttributeType.Name(attr_type)
+    except ValueError:
+        return str(attr_type)
+
+
+def _decode_attrs(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
+    """Attribute values by name, each of the type the ONNX schema declares: the converters may
+    then call int(), float() or iterate on them without checking."""
+    declared = _declared_attr_types(node.op_type, opset)
     attrs = {}
     for a in node.attribute:
+        expected = declared.get(a.name, a.type)
+        if a.type != expected:
+            given, wanted = _attr_type_name(a.type), _attr_type_name(expected)
+            raise ModelLoadError(
+                f"attribute {a.name!r} is {given}, {node.op_type} expects {wanted}"
+            )
         value = onnx.helper.get_attribute_value(a)
         if isinstance(value, bytes):
-            value = value.decode()
+            try:
+                value = value.decode()
+            except UnicodeDecodeError:
+                raise ModelLoadError(f"attribute {a.name!r} is not UTF-8 text: {value!r}") from None
         elif isinstance(value, onnx.TensorProto):
-            value = numpy_helper.to_array(value)
+            value = _tensor_array(value, f"attribute {a.name!r}")
         attrs[a.name] = value
     return attrs
 
@@ -312,18 +423,29 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
         if name and name not in ctx.values:
             raise ModelLoadError(f"node {label!r} reads {name!r}, which no earlier node produces")
         inputs.append(ctx.values[name] if name else None)
-    node = OnnxNode(proto, inputs, _decode_attrs(proto))
+    where = f"node {label!r} ({proto.op_type})"
     try:
-        outputs = convert(ctx, node)
+        outputs = convert(ctx, OnnxNode(proto, inputs, _decode_attrs(proto, ctx.opset)))
     except ShapeError as e:
         if e.node is not None:  # shape inference named the node already
             raise
-        raise ShapeError(f"node {label!r} ({proto.op_type}): {e}", label) from None
+        raise ShapeError(f"{where}: {e}", label) from None
     except NonConstantInputError as e:
         if any(e.value == v.name for v in ctx.graph.inputs):
             hint = f"; {e.value!r} is a model input: fix its value with constant_inputs"
             raise NonConstantInputError(e.op, e.node, e.value, e.detail + hint) from None
         raise
+    except ModelLoadError as e:  # from _decode_attrs, which does not know the node's label
+        raise ModelLoadError(f"{where}: {e}") from None
+    except XgenError:
+        raise  # some are ValueErrors too (InputError...): not to be taken for malformed data
+    except MALFORMED as e:  # the last line of defence; the cause stays chained for debugging
+        raise ModelLoadError(f"{where}: malformed node ({type(e).__name__}: {e})") from e
+    if extra := [name for name in proto.output[len(outputs) :] if name]:
+        raise ModelLoadError(
+            f"{where} names {len(proto.output)} outputs, {proto.op_type} has {len(outputs)} "
+            f"here (extra: {', '.join(map(repr, extra))})"
+        )
     for name, value in zip(proto.output, outputs, strict=False):
         if name in ctx.values:
             raise ModelLoadError(f"node {label!r} writes {name!r}, which is already defined")
@@ -333,10 +455,15 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
 
 def _bind_outputs(ctx: ImportContext, names: list[str]) -> list[Value]:
     """Graph outputs keep their ONNX names; a value that is an input or used twice gets a copy."""
+    if repeated := sorted({name for name in names if names.count(name) > 1}):
+        # legal ONNX, but xgen returns outputs by name: a second copy could not keep its name
+        raise ModelLoadError(f"graph output(s) {repeated} listed more than once")
     outputs: list[Value] = []
     taken = {id(v) for v in ctx.graph.inputs}
     for name in names:
-        value = ctx.values[name]
+        value = ctx.values.get(name)
+        if value is None:
+            raise ModelLoadError(f"graph output {name!r} is produced by no node or initializer")
         if id(value) in taken:
             value = ctx.graph.add_node(Op.IDENTITY, [value])[0]
         taken.add(id(value))

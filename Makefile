@@ -17,7 +17,7 @@ DEB_PACKAGES := gcc libc6-dev dataset-fashion-mnist
 TEST_DEB_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 PYTEST_WORKERS ?= 2
 
-.PHONY: install system-deps test demo bench lint clean
+.PHONY: install system-deps test demo bench fuzz lint clean
 
 install: $(STAMP)
 
@@ -46,6 +46,14 @@ demo: install system-deps
 
 bench: install system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_latency.py
+
+# A long fuzz run (issue 15), e.g. make fuzz FUZZ_SEED=1; reproducers of failing cases in build/
+FUZZ_CASES ?= 5000
+FUZZ_SEED ?= 0
+FUZZ_WORKERS ?= 2
+fuzz: install system-deps
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) \
+		--workers $(FUZZ_WORKERS) --out build/fuzz-failures
 
 lint: install
 	$(BIN)/ruff check .

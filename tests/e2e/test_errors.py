@@ -101,6 +101,22 @@ def test_wrong_inputs(relu, feeds, match):
         relu.run(feeds)
 
 
+def test_big_endian_input_names_its_byte_order(relu):
+    """Same dtype name, other byte order: the message must not read 'float32, got float32'."""
+    x = np.zeros((2, 3), ">f4")
+    with pytest.raises(InputError) as info:
+        relu.run({"x": x})
+    message = str(info.value)
+    assert "got float32[2,3] in big-endian byte order ('>f4')" in message
+    assert "convert it with .astype('float32')" in message
+    np.testing.assert_array_equal(relu.run({"x": x.astype(np.float32)})["y"], np.maximum(x, 0))
+
+
+def test_ragged_feed_is_an_input_error(relu):
+    with pytest.raises(InputError, match="input 'x' is not an array"):
+        relu.run({"x": [[1.0, 2.0, 3.0], [4.0]]})
+
+
 def test_right_inputs_still_run(relu):
     x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
     np.testing.assert_array_equal(relu.run({"x": x})["y"], np.maximum(x, 0))

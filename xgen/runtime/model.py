@@ -7,6 +7,7 @@ checks the feeds, allocates the output arrays and makes one C call, which alloca
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -216,10 +217,20 @@ class CompiledModel:
 
 def _checked(spec: TensorSpec, value: object) -> np.ndarray:
     """The feed as a C-contiguous array of exactly the spec's dtype and shape."""
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as e:  # a ragged nested list
+        raise InputError(f"input {spec.name!r} is not an array: {e}") from None
     if array.dtype != spec.dtype.numpy or array.shape != spec.shape:
+        got = f"{array.dtype.name}[{','.join(map(str, array.shape))}]"
+        if not array.dtype.isnative:  # same name, other byte order: say so, or both read alike
+            got += f" in {_foreign_byte_order()} byte order ({array.dtype.str!r})"
         raise InputError(
-            f"input {spec.name!r} must be {spec}, got {array.dtype.name}"
-            f"[{','.join(map(str, array.shape))}] (xgen never casts inputs implicitly)"
+            f"input {spec.name!r} must be {spec}, got {got} (xgen never casts inputs "
+            f"implicitly: convert it with .astype({spec.dtype.numpy.name!r}))"
         )
     return np.ascontiguousarray(array)
+
+
+def _foreign_byte_order() -> str:
+    return "big-endian" if sys.byteorder == "little" else "little-endian"

@@ -63,7 +63,10 @@ def compile(
 
 
 def load(directory: str | os.PathLike, threads: int | None = None) -> CompiledModel:
-    """A model saved with CompiledModel.save; recompiles only if it was built for another CPU."""
+    """A model saved with CompiledModel.save; recompiles only if it was built for another CPU.
+
+    Every file is checked against the manifest (field types, sha256 of each file) and the library
+    against the model's buffer sizes: an XgenError names the file that differs."""
     generated, library = artifact.load_artifact(Path(directory))
     if library is None:
         library = compile_shared(generated.source)

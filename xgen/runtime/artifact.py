@@ -198,7 +198,9 @@ def _read_verified(path: Path, digests: dict[str, str]) -> bytes:
 
 
 def _damaged(path: Path, what: str) -> XgenError:
-    return XgenError(f"{path} was modified or damaged since it was saved: {what}; save it again")
+    return XgenError(
+        f"{path} was modified or damaged since it was saved: {what}; save the model again"
+    )
 
 
 def _short(value: object) -> str:

@@ -207,11 +207,13 @@ class CompiledModel:
     # ---- persistence -------------------------------------------------------------------------
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
-        """Write the artefact (model.c, model.so, weights.bin, manifest.json) for xgen.load."""
+        """Write the artefact (model.c, model.so, weights.bin, manifest.json) for xgen.load into
+        a new or empty folder; overwrite=True replaces those files in an occupied one."""
         return artifact.save_artifact(directory, self._model, self._library, overwrite)
 
     def export_c(self, directory: str | Path, overwrite: bool = False) -> Path:
-        """Write a standalone C package (model.c, weights.bin, xgen_model.h, Makefile)."""
+        """Write a standalone C package (model.c, weights.bin, xgen_model.h, Makefile) into a
+        new or empty folder; overwrite=True replaces those files in an occupied one."""
         return artifact.export_c(directory, self._model, overwrite)
 
 

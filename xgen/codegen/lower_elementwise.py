@@ -55,10 +55,10 @@ _FLOAT_UNARY: dict[Op, tuple[str, bool]] = {
     Op.HARD_SWISH: ("xg_hard_swishf(x)", False),
     Op.IS_NAN: ("x != x", False),
 }
-_INT_UNARY: dict[Op, str] = {
+_INT_UNARY: dict[Op, str] = {  # {s}: the dtype's suffix of elementwise.h's helpers
     Op.RELU: "x < 0 ? 0 : x",
-    Op.NEG: "-x",
-    Op.ABS: "x < 0 ? -x : x",
+    Op.NEG: "xg_neg_{s}(x)",  # -x overflows (undefined) for the lowest value; this wraps
+    Op.ABS: "x < 0 ? xg_neg_{s}(x) : x",
     Op.SIGN: "(x > 0) - (x < 0)",
 }
 
@@ -86,7 +86,7 @@ def _unary_expr(node: Node) -> tuple[str, int]:
         if op is Op.ELU:
             return f"x < 0.0f ? {c_float(a.alpha)} * expm1f(x) : x", TRANSCENDENTAL
     elif op in _INT_UNARY:
-        return _INT_UNARY[op], 1
+        return _INT_UNARY[op].format(s=_INT_SUFFIX[dtype]), 1
     raise unsupported(node, f"no C lowering for {dtype.value} inputs")
 
 
@@ -111,7 +111,8 @@ def _clip_expr(dtype: DType, low: float, high: float) -> str:
 
 _COMPARE = {Op.EQUAL: "==", Op.LESS: "<", Op.LESS_OR_EQUAL: "<=", Op.GREATER: ">",
             Op.GREATER_OR_EQUAL: ">="}  # fmt: skip
-_ARITH = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*"}
+_ARITH = {Op.ADD: "add", Op.SUB: "sub", Op.MUL: "mul"}
+_C_ARITH = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*"}
 _LOGICAL = {Op.AND: "&", Op.OR: "|", Op.XOR: "^"}
 
 
@@ -122,10 +123,14 @@ def _binary_expr(node: Node) -> tuple[str, int]:
         return f"a {_COMPARE[op]} b", 1
     if op in _LOGICAL:
         return f"a {_LOGICAL[op]} b", 1
-    if op in _ARITH:
-        return f"a {_ARITH[op]} b", 1
+    if op in _ARITH and (dtype.is_float or dtype is DType.BOOL):
+        return f"a {_C_ARITH[op]} b", 1
+    if op in _ARITH:  # wrapping, as numpy: signed overflow is undefined in C
+        return f"xg_{_ARITH[op]}_{_INT_SUFFIX[dtype]}(a, b)", 1
     if op is Op.PRELU:
-        return ("a < 0.0f ? a * b : a" if dtype.is_float else "a < 0 ? a * b : a"), 1
+        if dtype.is_float:
+            return "a < 0.0f ? a * b : a", 1
+        return f"a < 0 ? xg_mul_{_INT_SUFFIX[dtype]}(a, b) : a", 1
     if op is Op.MOD:
         if dtype.is_float:
             return ("fmodf(a, b)" if node.attrs.fmod else "xg_pymodf(a, b)"), TRANSCENDENTAL
@@ -146,6 +151,33 @@ def _binary_expr(node: Node) -> tuple[str, int]:
         Op.MAX: ("a > b ? a : b", 1),
         Op.MIN: ("a < b ? a : b", 1),
     }[op]
+
+
+def _checks_divisor(node: Node) -> bool:
+    """Whether node is an integer Div or Mod whose divisor may hold a zero: the run must then fail
+    (as onnxruntime raises) rather than give the 0 that xg_div and xg_fmod return."""
+    if node.op not in (Op.DIV, Op.MOD) or node.inputs[0].dtype.is_float:
+        return False
+    divisor = node.inputs[1].data
+    return divisor is None or not np.all(divisor)
+
+
+def _zero_flag(k: int) -> str:
+    """The C flag that the loop sets where the divisor of member k (0 for a lone node) is 0."""
+    return f"zero_divisor{k}"
+
+
+def _divisor_guards(ctx: KernelContext, node: Node, checked: dict[int, Node], nest: str) -> str:
+    """nest, whose body sets the flags of the checked members ({k: member}), between their
+    declarations and the failures they lead to; each thread of the team checks its own share."""
+    if not checked:
+        return nest
+    lines = [f"int {_zero_flag(k)} = 0;" for k in checked] + [nest]
+    for k, member in checked.items():
+        what = "division" if member.op is Op.DIV else "modulo"
+        where = "" if member is node else f" in {member.op.value} {member.name}"
+        lines.append(f"if ({_zero_flag(k)}) {ctx.fail(f'integer {what} by zero{where}')}")
+    return "\n".join(lines)
 
 
 def _small_power(exponent: Value) -> str | None:
@@ -178,10 +210,15 @@ def _elementwise_expr(node: Node) -> tuple[str, str, int]:
 
 
 def _over_output(
-    ctx: KernelContext, node: Node, body: Callable[[list[str]], list[str]], cost: int
+    ctx: KernelContext,
+    node: Node,
+    body: Callable[[list[str]], list[str]],
+    cost: int,
+    checked: dict[int, Node],
 ) -> str:
     """A loop nest over node's output whose statements at each element are body(element
-    expressions of the output, then of each input broadcast to it)."""
+    expressions of the output, then of each input broadcast to it); the body sets the zero
+    divisor flags of the checked members ({k: member}, see _divisor_guards)."""
     out = node.outputs[0]
     decls = [_declare(ctx, "out", out, writable=True)]
     decls += [_declare(ctx, f"in{i}", v) for i, v in enumerate(node.inputs)]
@@ -189,7 +226,7 @@ def _over_output(
         Operand(f"in{i}", broadcast_strides(v.shape, out.shape)) for i, v in enumerate(node.inputs)
     ]
     nest = loop_nest(out.shape, operands, lambda elements: "\n".join(body(elements)), cost)
-    return "\n".join([*decls, nest])
+    return "\n".join([*decls, _divisor_guards(ctx, node, checked, nest)])
 
 
 def _copy(
@@ -212,15 +249,17 @@ def _copy(
 def lower_elementwise(ctx: KernelContext, node: Node) -> str:
     """out[i] = the node's expression of its inputs broadcast to out at i."""
     expr, names, cost = _elementwise_expr(node)
+    checked = {0: node} if _checks_divisor(node) else {}
+    flags = [f"{_zero_flag(k)} |= b == 0;" for k in checked]
 
     def body(elements: list[str]) -> list[str]:
         bound = [
             f"const {v.dtype.c_type} {n} = {e};"
             for n, v, e in zip(names, node.inputs, elements[1:], strict=True)
         ]
-        return [*bound, f"{elements[0]} = {expr};"]
+        return [*bound, f"{elements[0]} = {expr};", *flags]
 
-    return _over_output(ctx, node, body, cost)
+    return _over_output(ctx, node, body, cost, checked)
 
 
 @lowering(Op.FUSED_ELEMENTWISE, kernels=("elementwise.h",))
@@ -229,15 +268,19 @@ def lower_fused_elementwise(ctx: KernelContext, node: Node) -> str:
     expression in its own scope, binding its operands to the names its expression uses."""
     members: tuple[Node, ...] = node.attrs.nodes
     local = {id(v): f"e{i}" for i, v in enumerate(node.inputs)}
-    steps, cost = [], 0
+    steps, cost, checked = [], 0, {}
     for k, member in enumerate(members):
         expr, names, member_cost = _elementwise_expr(member)
         operands = " ".join(
             f"const {v.dtype.c_type} {n} = {local[id(v)]};"
             for n, v in zip(names, member.inputs, strict=True)
         )
+        flag = ""
+        if _checks_divisor(member):
+            checked[k] = member
+            flag = f" {_zero_flag(k)} |= b == 0;"
         out = member.outputs[0]
-        steps.append(f"{out.dtype.c_type} t{k};\n{{ {operands} t{k} = {expr}; }}")
+        steps.append(f"{out.dtype.c_type} t{k};\n{{ {operands} t{k} = {expr};{flag} }}")
         local[id(out)] = f"t{k}"
         cost += member_cost
 
@@ -248,7 +291,7 @@ def lower_fused_elementwise(ctx: KernelContext, node: Node) -> str:
         ]
         return [*loads, *steps, f"{elements[0]} = t{len(members) - 1};"]
 
-    return _over_output(ctx, node, body, cost)
+    return _over_output(ctx, node, body, cost, checked)
 
 
 @lowering(Op.EXPAND)

@@ -107,8 +107,11 @@ def lower_reduce(ctx: KernelContext, node: Node) -> str:
     x, y = node.inputs[0], node.outputs[0]
     passes = reduce_passes(x.shape, node.attrs.axes)
     count = prod(x.shape[i] for i in node.attrs.axes)
-    # A mean is a sum whose last pass divides by the count (integers truncate toward zero).
-    divisor = count if node.op is Op.REDUCE_MEAN and count else 1
+    # A mean is a sum whose last pass divides by the count (integers truncate toward zero); over
+    # no elements, 0 / 0 gives a float NaN as numpy does, and an integer 0 as onnxruntime does.
+    divisor = 1
+    if node.op is Op.REDUCE_MEAN and (count or x.dtype.is_float):
+        divisor = count
     # Integer partial sums stay exact in int64: a mean of wrapped partial sums would be wrong.
     is_sum = node.op in (Op.REDUCE_SUM, Op.REDUCE_MEAN)
     partial = DType.INT64 if is_sum and not x.dtype.is_float else x.dtype
@@ -261,8 +264,12 @@ def interpolation_table(
         coord = np.clip(coord, 0, n_in - 1)
         base = np.floor(coord)
         t = (coord - base)[:, None]
+        weights = np.concatenate([1 - t, t], axis=1)
+        # A position clamped to the last input reads it twice at 0.5, as onnxruntime does:
+        # weights 1 and 0 would turn an infinite input into NaN (0 * inf).
+        weights[base == n_in - 1] = 0.5
         idx = np.minimum(base[:, None] + [0, 1], n_in - 1)
-        return idx.astype(np.int32), np.concatenate([1 - t, t], axis=1).astype(np.float32)
+        return idx.astype(np.int32), weights.astype(np.float32)
     base = np.floor(coord)
     weights = _cubic_weights(coord - base, attrs.cubic_coeff_a)
     raw = base[:, None] + [-1, 0, 1, 2]

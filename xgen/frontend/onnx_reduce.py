@@ -7,6 +7,8 @@ others since 18) or else the attribute, and are resolved here to sorted non-nega
 
 from __future__ import annotations
 
+import numpy as np
+
 from xgen.frontend.onnx import ImportContext, OnnxNode, converter
 from xgen.frontend.onnx_elementwise import data_input, ir_name, resolve_axis
 from xgen.ir import Op, Value
@@ -67,6 +69,10 @@ def _log_sum_exp(ctx: ImportContext, x: Value, attrs: ReduceAttrs | None, name: 
     if attrs is None:  # a sum over no axes: log(exp(x)) = x
         return x
     peak = ctx.add1(Op.REDUCE_MAX, [x], ReduceAttrs(attrs.axes, keepdims=True), name)
+    # An infinite max shifts by 0 instead (inf - inf is NaN): [1, inf] gives inf, all -inf -inf.
+    infinite = ctx.add1(Op.IS_NAN, [ctx.add1(Op.SUB, [peak, peak], name=name)], name=name)
+    zero = ctx.constant(np.zeros((), x.dtype.numpy))
+    peak = ctx.add1(Op.WHERE, [infinite, zero, peak], name=name)
     shifted = ctx.add1(Op.EXP, [ctx.add1(Op.SUB, [x, peak], name=name)], name=name)
     log_sum = ctx.add1(Op.LOG, [ctx.add1(Op.REDUCE_SUM, [shifted], attrs, name)], name=name)
     if not attrs.keepdims:

@@ -1,7 +1,11 @@
 """Numpy reference of the elementwise ops (unary, binary, Where, BatchNormalization).
 
 float32 math runs in float64 and is rounded once to float32 (by evaluate), which is at least as
-accurate as onnxruntime; integer ops stay in their dtype, wrapping as C does.
+accurate as onnxruntime. Integer ops stay in their dtype and are defined for every input: +, -,
+* and negation wrap modulo 2^bits (as numpy; the C goes through unsigned types), Div truncates
+toward zero, the lowest value divided by -1 wraps to itself with remainder 0, and a zero divisor
+of Div or Mod is an InputError naming the node (onnxruntime raises too; the compiled model's run
+fails with the same message).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from xgen.errors import InputError
 from xgen.ir import Node, Op
 from xgen.reference import evaluate, kernel
 
@@ -151,16 +156,25 @@ _BINARY: dict[Op, Callable[[Array, Array], Array]] = {
 }
 
 
+def _check_divisor(node: Node, divisor: Array) -> None:
+    if divisor.dtype.kind in "iub" and not np.all(divisor):
+        what = "division" if node.op is Op.DIV else "modulo"
+        raise InputError(f"node {node.name} ({node.op.value}): integer {what} by zero")
+
+
 @kernel(*_BINARY)
 def _binary(node: Node, arrays: list[Array]) -> list[Array]:
     a, b = arrays
-    with np.errstate(all="ignore"):  # x/0 and overflow give inf / wrap, as in C
+    if node.op is Op.DIV:
+        _check_divisor(node, b)
+    with np.errstate(all="ignore"):  # x/0 gives inf, integer overflow wraps
         return [_BINARY[node.op](a, b)]
 
 
 @kernel(Op.MOD)
 def _mod(node: Node, arrays: list[Array]) -> list[Array]:
     a, b = arrays
+    _check_divisor(node, b)
     with np.errstate(all="ignore"):  # fmod: sign of the dividend (C); else of the divisor (Python)
         return [np.fmod(a, b) if node.attrs.fmod else np.mod(a, b)]
 

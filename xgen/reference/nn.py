@@ -218,7 +218,7 @@ def average_pool(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [total.sum(axis=kernel_axes) / count.sum(axis=kernel_axes)]
 
 
-# ---- resize: separable, one (out, in) interpolation matrix per resized dim --------------------
+# ---- resize: separable, a few weighted taps of the input per output position along each dim --
 
 
 def _source_coordinates(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray:
@@ -277,8 +277,11 @@ def _cubic_weights(t: np.ndarray, coeff_a: float) -> np.ndarray:
     return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], axis=1)
 
 
-def _interpolation_matrix(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray:
-    """(out, in) float64 matrix of linear or cubic interpolation along one dim."""
+def _interpolation_taps(a: ResizeAttrs, axis: int, size_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear or cubic interpolation along one dim: per output position, the input indices it
+    reads (edge-clamped) and their float64 weights, both [out, taps]. A linear position clamped
+    to the last input reads it twice at weight 0.5, as onnxruntime does: weights 1 and 0 would
+    make an infinite input NaN (0 * inf)."""
     coords = _source_coordinates(a, axis, size_in).astype(np.float64)
     if a.mode is ResizeMode.LINEAR:
         coords = np.clip(coords, 0, size_in - 1)
@@ -295,10 +298,9 @@ def _interpolation_matrix(a: ResizeAttrs, axis: int, size_in: int) -> np.ndarray
     if a.exclude_outside:
         weights = np.where(inside, weights, 0.0)
         weights /= weights.sum(axis=1, keepdims=True)
-    matrix = np.zeros((len(coords), size_in))
-    rows = np.broadcast_to(np.arange(len(coords))[:, None], neighbours.shape)
-    np.add.at(matrix, (rows, np.clip(neighbours, 0, size_in - 1)), weights)  # edge-clamped
-    return matrix
+    if a.mode is ResizeMode.LINEAR:
+        weights[~inside[:, 1]] = 0.5
+    return np.clip(neighbours, 0, size_in - 1), weights
 
 
 @kernel(Op.RESIZE)
@@ -314,6 +316,11 @@ def resize(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray]:
             coords = _source_coordinates(a, axis, size_in)
             y = np.take(y, _nearest_indices(a, coords, size_in), axis=axis)
         else:
-            matrix = _interpolation_matrix(a, axis, size_in)
-            y = np.moveaxis(np.tensordot(matrix, y, axes=(1, axis)), 0, axis)
+            indices, weights = _interpolation_taps(a, axis, size_in)
+            view = (1,) * axis + (-1,) + (1,) * (y.ndim - axis - 1)
+            with np.errstate(invalid="ignore"):  # 0 * inf is NaN, as in the C
+                y = sum(
+                    np.take(y, indices[:, t], axis=axis) * weights[:, t].reshape(view)
+                    for t in range(indices.shape[1])
+                )
     return [y]

@@ -21,12 +21,14 @@ def _wide(x: Array) -> Array:
 
 
 def _mean(x: Array, axis: tuple[int, ...], keepdims: bool) -> Array:
-    if x.dtype.kind == "f":
-        return np.mean(x, axis=axis, keepdims=keepdims)
-    # integers: C division of the sum (truncation toward zero), as onnxruntime does
+    """The sum divided by the count: a float mean of no elements is 0 / 0 = NaN (numpy's), an
+    integer one 0 (onnxruntime's); integers divide in C's way, truncating toward zero."""
     total = np.sum(x, axis=axis, keepdims=keepdims)
     count = int(np.prod([x.shape[i] for i in axis]))
-    return np.sign(total) * (np.abs(total) // count)
+    if x.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            return total / count
+    return np.sign(total) * (np.abs(total) // max(count, 1))
 
 
 def _bounds(dtype: np.dtype) -> tuple[Any, Any]:
@@ -39,6 +41,7 @@ def _bounds(dtype: np.dtype) -> tuple[Any, Any]:
 
 
 def _max(x: Array, axis: tuple[int, ...], keepdims: bool) -> Array:
+    """numpy's max: NaN wherever an element is NaN (onnxruntime's depends on where it is)."""
     return np.max(x, axis=axis, keepdims=keepdims, initial=_bounds(x.dtype)[0])
 
 

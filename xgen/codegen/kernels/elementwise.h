@@ -104,30 +104,44 @@ XG_INLINE float xg_pymodf(float a, float b) {
     return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r;
 }
 
-/* Integer division and modulo by zero are undefined in C (a crash on x86); numpy gives 0. */
-#define XG_DEFINE_INT_HELPERS(T, S)                                                            \
-    XG_INLINE T xg_div_##S(T a, T b) { return b == 0 ? 0 : (T)(a / b); }                       \
-    XG_INLINE T xg_fmod_##S(T a, T b) { return b == 0 ? 0 : (T)(a % b); }                      \
+/* x < 0 for T signed or not: `x < 0` on an unsigned T would warn (-Wtype-limits). */
+#define XG_NEGATIVE(T, U, x) ((T)-1 < 0 && ((U)(x) >> (8 * sizeof(T) - 1)))
+
+/* Integer arithmetic, defined for every input as numpy defines it: results wrap modulo 2^bits
+ * (signed overflow is undefined in C, so +, -, * and negation go through the unsigned type U);
+ * the lowest value divided by -1 wraps to itself and leaves remainder 0 (x86's idiv would trap).
+ * A zero divisor gives 0 here; the lowering turns it into an error of the run, as onnxruntime
+ * raises "Integer division by zero". Types narrower than int are promoted and never overflow. */
+#define XG_DEFINE_INT_HELPERS(T, S, U)                                                         \
+    XG_INLINE T xg_add_##S(T a, T b) { return (T)((U)a + (U)b); }                              \
+    XG_INLINE T xg_sub_##S(T a, T b) { return (T)((U)a - (U)b); }                              \
+    XG_INLINE T xg_mul_##S(T a, T b) { return (T)((U)a * (U)b); }                              \
+    XG_INLINE T xg_neg_##S(T a) { return (T)((U)0 - (U)a); }                                   \
+    XG_INLINE T xg_div_##S(T a, T b) {                                                         \
+        return b == 0 ? 0 : ((T)-1 < 0 && b == (T)-1) ? xg_neg_##S(a) : (T)(a / b);            \
+    }                                                                                          \
+    XG_INLINE T xg_fmod_##S(T a, T b) {                                                        \
+        return (b == 0 || ((T)-1 < 0 && b == (T)-1)) ? 0 : (T)(a % b);                         \
+    }                                                                                          \
     XG_INLINE T xg_pymod_##S(T a, T b) {                                                       \
-        if (b == 0) return 0;                                                                  \
-        T r = (T)(a % b);                                                                      \
-        return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;                              \
+        T r = xg_fmod_##S(a, b);                                                               \
+        return (r != 0 && XG_NEGATIVE(T, U, r) != XG_NEGATIVE(T, U, b)) ? (T)(r + b) : r;      \
     }                                                                                          \
     /* a ** b by squaring; negative exponents give 0 (|a| > 1), like integer truncation. */  \
     XG_INLINE T xg_pow_##S(T a, T b) {                                                         \
-        if (b < 0) return a == 1 ? 1 : (a == (T)-1 ? ((b & 1) ? (T)-1 : 1) : 0);               \
+        if (XG_NEGATIVE(T, U, b)) return a == 1 ? 1 : (a == (T)-1 ? ((b & 1) ? (T)-1 : 1) : 0);   \
         T r = 1;                                                                               \
         while (b) {                                                                            \
-            if (b & 1) r = (T)(r * a);                                                         \
-            a = (T)(a * a);                                                                    \
+            if (b & 1) r = xg_mul_##S(r, a);                                                   \
+            a = xg_mul_##S(a, a);                                                              \
             b >>= 1;                                                                           \
         }                                                                                      \
         return r;                                                                              \
     }
 
-XG_DEFINE_INT_HELPERS(int64_t, i64)
-XG_DEFINE_INT_HELPERS(int32_t, i32)
-XG_DEFINE_INT_HELPERS(int8_t, i8)
-XG_DEFINE_INT_HELPERS(uint8_t, u8)
+XG_DEFINE_INT_HELPERS(int64_t, i64, uint64_t)
+XG_DEFINE_INT_HELPERS(int32_t, i32, uint32_t)
+XG_DEFINE_INT_HELPERS(int8_t, i8, uint8_t)
+XG_DEFINE_INT_HELPERS(uint8_t, u8, uint8_t)
 
 #endif /* XGEN_ELEMENTWISE_H */

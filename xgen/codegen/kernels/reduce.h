@@ -7,7 +7,9 @@
  *
  * Accumulators: float sums and products in double, so that long reductions stay within 1e-4 of
  * numpy; integer sums and products in uint64_t, which wraps without undefined behaviour and
- * leaves T's wrapped result in its low bits. max and min are exact in T. */
+ * leaves T's wrapped result in its low bits. max and min are exact in T and, as numpy's, give NaN
+ * where any element is NaN (`v != v`: a select that vectorises, and false for integers). A mean
+ * over no elements is 0 / 0: NaN for floats, as numpy's (integer means of none give 0). */
 #ifndef XG_REDUCE_H
 #define XG_REDUCE_H
 
@@ -17,8 +19,8 @@
 
 #define XG_SUM(a, v) ((a) + (v))
 #define XG_PROD(a, v) ((a) * (v))
-#define XG_TAKE_MAX(a, v) ((v) > (a) ? (v) : (a))
-#define XG_TAKE_MIN(a, v) ((v) < (a) ? (v) : (a))
+#define XG_TAKE_MAX(a, v) ((v) > (a) || (v) != (v) ? (v) : (a)) /* a NaN accumulator stays */
+#define XG_TAKE_MIN(a, v) ((v) < (a) || (v) != (v) ? (v) : (a))
 
 /* y = FINISH(TY, acc, div): div is the element count for a mean's last pass, else 1. Integer
  * means divide the signed total, truncating toward zero as onnxruntime does. */
@@ -82,7 +84,7 @@ XG_DEFINE_WIDE_SUMS(int8_t)
 XG_DEFINE_WIDE_SUMS(uint8_t)
 
 /* ArgMax / ArgMin along n into int64 indices: the first extreme index, or the last with
- * select_last. */
+ * select_last. NaN counts as the extreme, as in numpy (the index ReduceMax's NaN comes from). */
 #define XG_DEFINE_ARG_REDUCE(T)                                                                 \
     static void xg_arg_reduce_##T(const T *x, int64_t *y, long outer, long n, long inner,       \
                                   int is_max, int select_last)                                  \
@@ -95,8 +97,9 @@ XG_DEFINE_WIDE_SUMS(uint8_t)
                 long at = 0;                                                                    \
                 for (long r = 1; r < n; r++) {                                                  \
                     T v = col[r * inner];                                                       \
-                    int better = is_max ? (select_last ? v >= best : v > best)                  \
-                                        : (select_last ? v <= best : v < best);                 \
+                    int better = best != best ? select_last && v != v                           \
+                                 : v != v || (is_max ? (select_last ? v >= best : v > best)     \
+                                                     : (select_last ? v <= best : v < best));   \
                     if (better) best = v, at = r;                                               \
                 }                                                                               \
                 y[o * inner + i] = at;                                                          \

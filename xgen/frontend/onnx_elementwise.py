@@ -165,7 +165,8 @@ def _onnx_dtype(node: OnnxNode, elem_type: int | None) -> DType:
     try:
         return DType.from_numpy(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
     except (TypeError, KeyError, ValueError):
-        name = onnx.TensorProto.DataType.Name(elem_type)
+        known = elem_type in onnx.TensorProto.DataType.values()
+        name = onnx.TensorProto.DataType.Name(elem_type) if known else f"unknown type {elem_type}"
         supported = ", ".join(d.value for d in DType)
         raise node.unsupported(f"cast to {name} (supported: {supported})") from None
 

@@ -14,6 +14,7 @@ import numpy as np
 from xgen.errors import ShapeError
 from xgen.frontend.onnx import ImportContext, OnnxNode, converter
 from xgen.ir import Op, Value
+from xgen.ir.infer import check_at_least, check_count
 from xgen.ir.ops import (
     ConvAttrs,
     CoordinateTransform,
@@ -35,8 +36,23 @@ def _spatial_rank(x: Value) -> int:
     return rank
 
 
+def _check_weight_rank(x: Value, w: Value) -> None:
+    if len(w.shape) != len(x.shape):
+        raise ShapeError(f"weight {w.shape} and input {x.shape} differ in rank")
+
+
 def _ints(node: OnnxNode, name: str, default: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(v) for v in node.attr(name, default))
+
+
+def _strides_dilations(node: OnnxNode, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """strides and dilations, checked before they compute pads or an output shape here."""
+    strides = _ints(node, "strides", [1] * rank)
+    dilations = _ints(node, "dilations", [1] * rank)
+    for name, values in (("strides", strides), ("dilations", dilations)):
+        check_count(name, values, rank)
+        check_at_least(name, values, 1)
+    return strides, dilations
 
 
 def _auto_pad(node: OnnxNode) -> str:
@@ -78,11 +94,11 @@ def _window_pads(
 def conv(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x, w, bias = node.input(0), node.input(1), node.input(2)
     rank = _spatial_rank(x)
+    _check_weight_rank(x, w)
     kernel = w.shape[2:]
     if _ints(node, "kernel_shape", kernel) != kernel:
         raise ShapeError(f"kernel_shape {node.attr('kernel_shape')} differs from weight {w.shape}")
-    strides = _ints(node, "strides", [1] * rank)
-    dilations = _ints(node, "dilations", [1] * rank)
+    strides, dilations = _strides_dilations(node, rank)
     pads = _window_pads(node, x.shape[2:], kernel, strides, dilations)
     attrs = ConvAttrs(strides, pads, dilations, int(node.attr("group", 1)))
     inputs = [v for v in (x, w, bias) if v is not None]
@@ -93,15 +109,18 @@ def conv(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 def conv_transpose(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x, w, bias = node.input(0), node.input(1), node.input(2)
     rank = _spatial_rank(x)
+    _check_weight_rank(x, w)
     in_spatial, kernel = x.shape[2:], w.shape[2:]
-    strides = _ints(node, "strides", [1] * rank)
-    dilations = _ints(node, "dilations", [1] * rank)
+    strides, dilations = _strides_dilations(node, rank)
     output_padding = _ints(node, "output_padding", [0] * rank)
+    check_count("output_padding", output_padding, rank)
     auto_pad = _auto_pad(node)
     output_shape = node.attr("output_shape")
     if output_shape is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         output_shape = [i * s for i, s in zip(in_spatial, strides, strict=True)]
     if output_shape is not None:
+        if len(output_shape) not in (rank, rank + 2):
+            raise ShapeError(f"output_shape {output_shape} must give the {rank} spatial dims")
         # The pads that make the output exactly output_shape (its spatial dims).
         total = [
             s * (i - 1) + op + (k - 1) * d + 1 - o
@@ -147,8 +166,8 @@ def _pool_attrs(node: OnnxNode, x: Value) -> PoolAttrs:
     if node.attr("kernel_shape") is None:
         raise ShapeError("kernel_shape attribute is required")
     kernel = _ints(node, "kernel_shape", ())
-    strides = _ints(node, "strides", [1] * rank)
-    dilations = _ints(node, "dilations", [1] * rank)
+    check_count("kernel_shape", kernel, rank)
+    strides, dilations = _strides_dilations(node, rank)
     return PoolAttrs(
         kernel_shape=kernel,
         strides=strides,
@@ -178,6 +197,8 @@ def lp_pool(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     if attrs.ceil_mode:
         raise node.unsupported("LpPool with ceil_mode=1 is not supported")
     p = float(node.attr("p", 2))
+    if not 0 < p < float("inf"):
+        raise node.unsupported(f"p={p} (supported: finite p > 0)")
 
     def scalar(value: float) -> Value:
         return ctx.constant(np.array(value, dtype=np.float32))
@@ -205,12 +226,18 @@ def enum_attr(node: OnnxNode, enum: type, name: str, default: str):  # -> member
 def _resize_targets(node: OnnxNode, shape: tuple[int, ...]) -> tuple[list[int], list[float]]:
     """Output sizes and the scales of the coordinate transform, for every dim."""
     rank = len(shape)
-    axes = [a % rank for a in node.attr("axes", range(rank))]
+    given_axes = [int(a) for a in node.attr("axes", range(rank))]
+    axes = [a % rank for a in given_axes if -rank <= a < rank]
+    if len(set(axes)) != len(given_axes):
+        raise ShapeError(f"axes {given_axes} must be distinct dims of rank {rank}")
+    check_at_least("input dims", shape, 1)
     # An empty tensor stands for an omitted input (opsets 11 and 12 require the inputs).
     scales_in = node.const_input(2, "scales")
     sizes_in = node.const_input(3, "sizes")
     sizes, scales = list(shape), [1.0] * rank
     if sizes_in is not None and sizes_in.size:
+        check_count("sizes", sizes_in.tolist(), len(axes))
+        check_at_least("sizes", sizes_in.tolist(), 1)
         requested = dict(zip(axes, (int(s) for s in sizes_in), strict=True))
         policy = node.attr("keep_aspect_ratio_policy", "stretch")
         if policy == "stretch":
@@ -226,7 +253,12 @@ def _resize_targets(node: OnnxNode, shape: tuple[int, ...]) -> tuple[list[int], 
         return sizes, scales
     if scales_in is None or not scales_in.size:
         raise node.unsupported("one of the scales and sizes inputs must be given")
+    check_count("scales", scales_in.tolist(), len(axes))
+    if not np.all(np.isfinite(scales_in) & (scales_in > 0)):
+        raise ShapeError(f"scales {scales_in.tolist()} must be finite and > 0")
     for axis, scale in zip(axes, (float(s) for s in scales_in), strict=True):
+        if shape[axis] * scale >= 2**63:  # the size would not fit int64 (nor float32 below)
+            raise ShapeError(f"scale {scale} makes dim {axis} of {shape} too large")
         sizes[axis], scales[axis] = int(np.floor(shape[axis] * np.float32(scale))), scale
     return sizes, scales
 

@@ -17,7 +17,7 @@ from xgen.errors import ShapeError
 from xgen.frontend.onnx import ImportContext, OnnxNode, _to_supported_array, converter
 from xgen.frontend.onnx_nn import enum_attr
 from xgen.ir import Op, Value
-from xgen.ir.infer import broadcast_shapes
+from xgen.ir.infer import broadcast_shapes, check_at_least, check_tensor
 from xgen.ir.ops import (
     AxisAttrs,
     GatherNDAttrs,
@@ -91,8 +91,11 @@ def constant(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 
 @converter("ConstantOfShape")
 def constant_of_shape(ctx: ImportContext, node: OnnxNode) -> list[Value]:
-    shape = [int(d) for d in node.const_input(0, "shape")]
+    shape = tuple(int(d) for d in np.ravel(node.const_input(0, "shape")))
     value = node.attr("value", np.zeros(1, dtype=np.float32))
+    if value.size != 1:
+        raise ShapeError(f"value must hold one element, got shape {value.shape}")
+    check_tensor(shape, value.dtype.itemsize, "the output")  # before numpy allocates
     return _constant(ctx, node, np.full(shape, value.reshape(-1)[0], dtype=value.dtype))
 
 
@@ -101,10 +104,16 @@ def range_(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     start, limit, delta = (
         node.const_input(i, what) for i, what in enumerate(("start", "limit", "delta"))
     )
+    if any(v.size != 1 for v in (start, limit, delta)):
+        raise ShapeError("start, limit and delta must be scalars")
+    start, limit, delta = (v.reshape(()) for v in (start, limit, delta))
+    if not all(np.isfinite(float(v)) for v in (start, limit, delta)) or delta == 0:
+        raise ShapeError(f"start {start}, limit {limit}, delta {delta}: need finite, delta != 0")
     if start.dtype.kind in "iu":
         count = -(-(int(limit) - int(start)) // int(delta))  # exact integer ceil
     else:
         count = ceil((float(limit) - float(start)) / float(delta))
+    check_tensor((max(count, 0),), start.dtype.itemsize, "the output")
     values = start + delta * np.arange(max(count, 0), dtype=start.dtype)
     return _constant(ctx, node, values.astype(start.dtype))
 
@@ -112,6 +121,8 @@ def range_(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 @converter("Trilu")
 def trilu(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = node.const_input(0, "input (Trilu is only folded)")
+    if x.ndim < 2:
+        raise ShapeError(f"input must have rank >= 2, got shape {x.shape}")
     k = 0 if node.input(1) is None else int(node.const_input(1, "k"))
     return _constant(ctx, node, np.triu(x, k) if node.attr("upper", 1) else np.tril(x, k))
 
@@ -135,6 +146,8 @@ def cumsum(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 def reshape(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = node.input(0)
     requested = _ints_from(node, 1, "shape", "shape")
+    if requested is None:
+        raise ShapeError("the shape input is required")
     copy_zeros = not node.attr("allowzero", 0)
     shape = [
         x.shape[i] if d == 0 and copy_zeros and i < len(x.shape) else d
@@ -179,6 +192,8 @@ def unsqueeze(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     axes = _ints_from(node, 1, "axes", "axes") or []
     rank = len(x.shape) + len(axes)
     axes = {_axis(a, rank) for a in axes}
+    if len(axes) < rank - len(x.shape):
+        raise ShapeError(f"axes {_ints_from(node, 1, 'axes', 'axes')} name a dim twice")
     dims = iter(x.shape)
     return [_reshape(ctx, node, x, [1 if i in axes else next(dims) for i in range(rank)])]
 
@@ -189,7 +204,10 @@ def depth_space(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     if len(x.shape) != 4:
         raise ShapeError(f"{node.op_type} takes a 4-D NCHW input, got {x.shape}")
     n, c, h, w = x.shape
+    if node.attr("blocksize") is None:
+        raise ShapeError("the blocksize attribute is required")
     b = int(node.attr("blocksize"))
+    check_at_least("blocksize", [b], 1)
     if node.op_type == "SpaceToDepth":
         if h % b or w % b:
             raise ShapeError(f"spatial dims of {x.shape} are not multiples of blocksize {b}")
@@ -198,7 +216,10 @@ def depth_space(ctx: ImportContext, node: OnnxNode) -> list[Value]:
         return [_reshape(ctx, node, moved, (n, c * b * b, h // b, w // b))]
     if c % (b * b):
         raise ShapeError(f"channels of {x.shape} are not a multiple of blocksize^2 = {b * b}")
-    if node.attr("mode", "DCR") == "DCR":
+    mode = node.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise node.unsupported(f"mode={mode!r} (supported: DCR, CRD)")
+    if mode == "DCR":
         blocks = _reshape(ctx, node, x, (n, b, b, c // (b * b), h, w))
         perm = (0, 3, 4, 1, 5, 2)
     else:  # CRD
@@ -220,6 +241,8 @@ def transpose(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 
 @converter("Concat")
 def concat(ctx: ImportContext, node: OnnxNode) -> list[Value]:
+    if node.attr("axis") is None:
+        raise ShapeError("the axis attribute is required")
     axis = _axis(node.attr("axis"), len(node.inputs[0].shape))
     return ctx.add(Op.CONCAT, node.inputs, AxisAttrs(axis), node.proto.name)
 
@@ -241,6 +264,8 @@ def split(ctx: ImportContext, node: OnnxNode) -> list[Value]:
             raise ShapeError(f"dim {axis} of {x.shape} does not split into {count} equal parts")
         if sizes[-1] < 0:
             raise ShapeError(f"dim {axis} of {x.shape} is too small for {count} outputs")
+    elif len(sizes) != count:
+        raise ShapeError(f"split {sizes} gives {len(sizes)} parts for {count} outputs")
     return ctx.add(Op.SPLIT, [x], SplitAttrs(axis, tuple(sizes)), node.proto.name)
 
 
@@ -264,8 +289,15 @@ def slice_(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     rank = len(x.shape)
     starts = _ints_from(node, 1, "starts", "starts")
     ends = _ints_from(node, 2, "ends", "ends")
+    if starts is None or ends is None:
+        raise ShapeError("starts and ends are required")
     axes = _ints_from(node, 3, "axes", "axes") or list(range(len(starts)))
     steps = _ints_from(node, 4, "steps", "steps") or [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps) or len(set(axes)) != len(axes):
+        raise ShapeError(
+            f"starts {starts}, ends {ends}, axes {axes} and steps {steps} must have one entry "
+            "per sliced axis, each axis once"
+        )
     first, step_of, size = [0] * rank, [1] * rank, list(x.shape)
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
         axis = _axis(axis, rank)
@@ -331,6 +363,8 @@ def pad(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = node.input(0)
     rank = len(x.shape)
     given = _ints_from(node, 1, "pads", "pads")
+    if given is None:
+        raise ShapeError("pads are required")
     value = node.attr("value", 0.0)
     if node.input(2) is not None:
         array = node.const_input(2, "constant_value")

@@ -6,7 +6,9 @@ malformed model fails at import, never inside generated code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+from collections.abc import Callable, Sequence
 from math import prod
 
 from xgen.errors import ShapeError
@@ -34,6 +36,69 @@ ARITY: dict[Op, tuple[int, int]] = {
     Op.GATHER: (2, 2),
     Op.GATHER_ND: (2, 2),
 }
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no limit known
+        return 1 << 62
+
+
+# A tensor, a folded constant or the memory plan's arena larger than this machine's memory could
+# never be allocated: it is refused at import (ShapeError), before numpy or C tries.
+MEMORY_BYTES = _physical_memory()
+
+
+def check_fits_memory(nbytes: int, what: str) -> None:
+    if nbytes > MEMORY_BYTES:
+        raise ShapeError(
+            f"{what} needs {nbytes} bytes, more than this machine's memory ({MEMORY_BYTES} bytes)"
+        )
+
+
+def check_tensor(shape: Shape, itemsize: int, what: str) -> None:
+    """ShapeError unless every dim is >= 0 and a tensor of that shape fits in memory."""
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"{what} has a negative dim: {shape}")
+    check_fits_memory(prod(shape) * itemsize, f"{what} of shape {shape}")
+
+
+# ---- attribute checks: each raises ShapeError saying what was given and what is allowed -------
+
+
+def check_count(name: str, values: Sequence, count: int) -> None:
+    if len(values) != count:
+        raise ShapeError(f"{name} {tuple(values)} must have {count} entries, got {len(values)}")
+
+
+def check_at_least(name: str, values: Sequence[int], low: int) -> None:
+    if any(v < low for v in values):
+        raise ShapeError(f"{name} {tuple(values)} must all be >= {low}")
+
+
+def check_axis(axis: int, rank: int, name: str = "axis") -> None:
+    if not 0 <= axis < rank:
+        raise ShapeError(f"{name} {axis} is out of range for rank {rank}")
+
+
+def check_perm(perm: Sequence[int], rank: int, name: str = "perm") -> None:
+    if sorted(perm) != list(range(rank)):
+        raise ShapeError(f"{name} {tuple(perm)} is not a permutation of 0..{rank - 1}")
+
+
+def _check_window(node: Node, spatial: Shape, kernel: Shape) -> None:
+    """Conv and pool attributes over len(kernel) spatial dims; the input's spatial dims and the
+    kernel must not be empty."""
+    a, rank = node.attrs, len(kernel)
+    check_count("strides", a.strides, rank)
+    check_count("dilations", a.dilations, rank)
+    check_count("pads", a.pads, 2 * rank)
+    check_at_least("kernel dims", kernel, 1)
+    check_at_least("strides", a.strides, 1)
+    check_at_least("dilations", a.dilations, 1)
+    check_at_least("pads", a.pads, 0)
+    check_at_least("input spatial dims", spatial, 1)
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
@@ -79,12 +144,33 @@ def _pool_like(node: Node, kernel: Shape, channels_out: int) -> Shape:
                 out -= 1  # last window would start in the right padding only
         else:
             out = (x[i] + pad - a.dilations[i] * (kernel[i] - 1) - 1) // a.strides[i] + 1
+        if out < 1:
+            raise ShapeError(
+                f"kernel {kernel} with dilations {a.dilations} does not fit the input's spatial "
+                f"dims {x} padded by {a.pads} (output dims must be >= 1)"
+            )
         spatial.append(out)
     return join_layout(batch, channels_out, tuple(spatial), a.channels_last)
 
 
 def _same(node: Node) -> list[TensorType]:
     return [node.inputs[0].type]
+
+
+def _instance_norm(node: Node) -> list[TensorType]:
+    x, scale, bias = node.inputs
+    if len(x.shape) < 3 or scale.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
+        raise ShapeError(
+            f"input {x.shape} (N x C x spatial) needs a scale and bias of shape (C,), got "
+            f"{scale.shape} and {bias.shape}"
+        )
+    return _same(node)
+
+
+def _along_axis(node: Node) -> list[TensorType]:
+    """Softmax, LogSoftmax and LayerNormalization: the input's type, over a valid axis."""
+    check_axis(node.attrs.axis, len(node.inputs[0].shape))
+    return _same(node)
 
 
 def _unary(node: Node) -> list[TensorType]:
@@ -123,6 +209,17 @@ def _with_epilogue(node: Node, out: TensorType) -> list[TensorType]:
     return [out]
 
 
+def _check_group(group: int, in_channels: int, out_channels: int, bias: Value | None) -> None:
+    """The group and bias of a Conv or ConvTranspose."""
+    if group < 1 or in_channels % group or out_channels % group:
+        raise ShapeError(
+            f"group={group} must be >= 1 and divide the {in_channels} input channels and the "
+            f"{out_channels} output channels"
+        )
+    if bias is not None and bias.shape != (out_channels,):
+        raise ShapeError(f"bias {bias.shape} must have shape ({out_channels},)")
+
+
 def _conv(node: Node) -> list[TensorType]:
     x, w = node.inputs[0].shape, node.inputs[1].shape
     a = node.attrs
@@ -131,11 +228,14 @@ def _conv(node: Node) -> list[TensorType]:
         if not a.channels_last or x[-1] != w_expand[1]:
             raise ShapeError(f"input {x} does not fit the expanding 1x1 weight {w_expand}")
         x = (*x[:-1], w_expand[0])
-    if len(x) != len(w) or split_layout(x, a.channels_last)[1] != w[1] * a.group:
+    if len(x) < 3 or len(x) != len(w) or split_layout(x, a.channels_last)[1] != w[1] * a.group:
         layout = " (channels last)" if a.channels_last else ""
         raise ShapeError(
             f"input {x}{layout} and weight {w} do not fit a convolution with group={a.group}"
         )
+    inputs, _ = O.split_epilogue_inputs(node.inputs, a)
+    _check_group(a.group, w[1] * a.group, w[0], inputs[2] if len(inputs) > 2 else None)
+    _check_window(node, split_layout(x, a.channels_last)[2], w[2:])
     return _with_epilogue(node, TensorType(node.inputs[0].dtype, _pool_like(node, w[2:], w[0])))
 
 
@@ -144,9 +244,19 @@ def _conv_transpose(node: Node) -> list[TensorType]:
     a = node.attrs
     if not a.epilogue.is_plain or a.channels_last:
         raise ShapeError("ConvTranspose takes no epilogue and only the N x C x spatial layout")
-    rank = len(x) - 2
-    if x[1] != w[0]:
+    if len(x) < 3 or len(w) != len(x) or x[1] != w[0]:
         raise ShapeError(f"input {x} and weight {w} do not fit a transposed convolution")
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    _check_group(a.group, x[1], w[1] * a.group, bias)
+    rank = len(x) - 2
+    _check_window(node, x[2:], w[2:])
+    check_count("output_padding", a.output_padding, rank)
+    for pad, stride, dilation in zip(a.output_padding, a.strides, a.dilations, strict=True):
+        if not 0 <= pad < max(stride, dilation):
+            raise ShapeError(
+                f"output_padding {a.output_padding} must be >= 0 and less than the stride "
+                f"or the dilation of its dim ({a.strides}, {a.dilations})"
+            )
     spatial = [
         a.strides[i] * (x[2 + i] - 1)
         + a.output_padding[i]
@@ -156,18 +266,22 @@ def _conv_transpose(node: Node) -> list[TensorType]:
         - a.pads[i + rank]
         for i in range(rank)
     ]
+    if min(spatial) < 1:
+        raise ShapeError(f"pads {a.pads} leave output spatial dims {tuple(spatial)} (must be >= 1)")
     return [TensorType(node.inputs[0].dtype, (x[0], w[1] * a.group, *spatial))]
 
 
 def _gemm(node: Node) -> list[TensorType]:
     a, b = node.inputs[0].shape, node.inputs[1].shape
+    if len(a) != 2 or len(b) != 2:
+        raise ShapeError(f"Gemm takes two 2-D inputs, got {a} and {b}")
     m, k = (a[1], a[0]) if node.attrs.trans_a else a
     k2, n = (b[1], b[0]) if node.attrs.trans_b else b
     if k != k2:
         raise ShapeError(f"Gemm inner dims differ: {a} and {b}")
     inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
-    if len(inputs) == 3:
-        broadcast_shapes(inputs[2].shape, (m, n))
+    if len(inputs) == 3 and broadcast_shapes(inputs[2].shape, (m, n)) != (m, n):
+        raise ShapeError(f"C {inputs[2].shape} does not broadcast to the output {(m, n)}")
     return _with_epilogue(node, TensorType(node.inputs[0].dtype, (m, n)))
 
 
@@ -195,6 +309,11 @@ def matmul_operand_shapes(node: Node) -> tuple[Shape, Shape]:
     """The shapes of a MatMul's A and B as it reads them, through its attrs' perms."""
     attrs: O.MatMulAttrs = node.attrs
     a, b = node.inputs
+    for name, value, perm in (("A", a, attrs.a_perm), ("B", b, attrs.b_perm)):
+        if not value.shape:
+            raise ShapeError(f"MatMul operand {name} is a scalar (it needs rank >= 1)")
+        if perm:
+            check_perm(perm, len(value.shape), f"the perm of {name}")
     return read_through(a.shape, attrs.a_perm), read_through(b.shape, attrs.b_perm)
 
 
@@ -254,6 +373,10 @@ def _attention(node: Node) -> list[TensorType]:
 def _reduce(node: Node) -> list[TensorType]:
     x = node.inputs[0]
     a = node.attrs
+    if not a.axes or list(a.axes) != sorted(set(a.axes)):
+        raise ShapeError(f"axes {a.axes} must be sorted, distinct and not empty")
+    for axis in a.axes:
+        check_axis(axis, len(x.shape), "reduced axis")
     shape = tuple(
         1 if i in a.axes else d for i, d in enumerate(x.shape) if a.keepdims or i not in a.axes
     )
@@ -262,6 +385,7 @@ def _reduce(node: Node) -> list[TensorType]:
 
 def _arg_reduce(node: Node) -> list[TensorType]:
     x, a = node.inputs[0], node.attrs
+    check_axis(a.axis, len(x.shape))
     shape = tuple(
         1 if i == a.axis else d for i, d in enumerate(x.shape) if a.keepdims or i != a.axis
     )
@@ -269,8 +393,17 @@ def _arg_reduce(node: Node) -> list[TensorType]:
 
 
 def _pool(node: Node) -> list[TensorType]:
-    x = node.inputs[0]
-    channels = split_layout(x.shape, node.attrs.channels_last)[1]
+    x, a = node.inputs[0], node.attrs
+    kernel = a.kernel_shape
+    if len(x.shape) != len(kernel) + 2:
+        raise ShapeError(f"kernel_shape {kernel} does not fit the spatial dims of {x.shape}")
+    _check_window(node, split_layout(x.shape, a.channels_last)[2], kernel)
+    for i, (k, d) in enumerate(zip(kernel, a.dilations, strict=True)):
+        span = (k - 1) * d + 1
+        if max(a.pads[i], a.pads[i + len(kernel)]) >= span:
+            # a window wholly in the padding would have no input element
+            raise ShapeError(f"pads {a.pads} must be smaller than the (dilated) kernel {kernel}")
+    channels = split_layout(x.shape, a.channels_last)[1]
     return [TensorType(x.dtype, _pool_like(node, node.attrs.kernel_shape, channels))]
 
 
@@ -287,23 +420,33 @@ def _expand(node: Node) -> list[TensorType]:
 
 
 def _tile(node: Node) -> list[TensorType]:
-    x = node.inputs[0]
-    return [
-        TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, node.attrs.repeats, strict=True)))
-    ]
+    x, repeats = node.inputs[0], node.attrs.repeats
+    check_count("repeats", repeats, len(x.shape))
+    check_at_least("repeats", repeats, 0)
+    return [TensorType(x.dtype, tuple(d * r for d, r in zip(x.shape, repeats, strict=True)))]
 
 
 def _resize(node: Node) -> list[TensorType]:
-    return [TensorType(node.inputs[0].dtype, node.attrs.sizes)]
+    x, a = node.inputs[0], node.attrs
+    check_count("sizes", a.sizes, len(x.shape))
+    check_count("scales", a.scales, len(x.shape))
+    check_at_least("input dims", x.shape, 1)
+    check_at_least("sizes", a.sizes, 1)
+    if not all(math.isfinite(v) and v > 0 for v in a.scales):
+        raise ShapeError(f"scales {a.scales} must be finite and > 0")
+    return [TensorType(x.dtype, a.sizes)]
 
 
 def _concat(node: Node) -> list[TensorType]:
+    check_axis(node.attrs.axis, len(node.inputs[0].shape))
     shape = _joined_shape(node.inputs, node.attrs.axis, "Concat inputs")
     return [TensorType(node.inputs[0].dtype, shape)]
 
 
 def _split(node: Node) -> list[TensorType]:
     x, a = node.inputs[0], node.attrs
+    check_axis(a.axis, len(x.shape))
+    check_at_least("split sizes", a.sizes, 0)
     if sum(a.sizes) != x.shape[a.axis]:
         raise ShapeError(f"split sizes {a.sizes} do not sum to dim {a.axis} of {x.shape}")
     return [TensorType(x.dtype, (*x.shape[: a.axis], s, *x.shape[a.axis + 1 :])) for s in a.sizes]
@@ -311,6 +454,11 @@ def _split(node: Node) -> list[TensorType]:
 
 def _slice(node: Node) -> list[TensorType]:
     x, a = node.inputs[0], node.attrs
+    for name, values in (("starts", a.starts), ("steps", a.steps), ("sizes", a.sizes)):
+        check_count(name, values, len(x.shape))
+    check_at_least("sizes", a.sizes, 0)
+    if 0 in a.steps:
+        raise ShapeError(f"steps {a.steps} must not be 0")
     for dim, start, step, size in zip(x.shape, a.starts, a.steps, a.sizes, strict=True):
         last = start + step * (size - 1)
         if size and not (0 <= start < dim and 0 <= last < dim):
@@ -319,14 +467,24 @@ def _slice(node: Node) -> list[TensorType]:
 
 
 def _pad(node: Node) -> list[TensorType]:
-    x, pads = node.inputs[0], node.attrs.pads
+    x, a = node.inputs[0], node.attrs
     rank = len(x.shape)
-    return [TensorType(x.dtype, tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(x.shape)))]
+    check_count("pads", a.pads, 2 * rank)
+    for d, begin, end in zip(x.shape, a.pads[:rank], a.pads[rank:], strict=True):
+        kept = d - max(-begin, 0) - max(-end, 0)  # negative pads crop
+        if kept < 0:
+            raise ShapeError(f"pads {a.pads} crop more than the dim of size {d} of {x.shape}")
+        if kept == 0 and max(begin, end) > 0 and a.mode is not O.PadMode.CONSTANT:
+            raise ShapeError(f"pads {a.pads} pad an empty dim of {x.shape} in mode {a.mode.value}")
+    return [
+        TensorType(x.dtype, tuple(d + a.pads[i] + a.pads[i + rank] for i, d in enumerate(x.shape)))
+    ]
 
 
 def _gather(node: Node) -> list[TensorType]:
     data, indices = node.inputs
     axis = node.attrs.axis
+    check_axis(axis, len(data.shape))
     if indices.dtype not in (DType.INT64, DType.INT32):
         raise ShapeError(f"Gather indices must be int32 or int64, got {indices.dtype.value}")
     return [TensorType(data.dtype, (*data.shape[:axis], *indices.shape, *data.shape[axis + 1 :]))]
@@ -351,6 +509,7 @@ def _gather_nd(node: Node) -> list[TensorType]:
 
 def _transpose(node: Node) -> list[TensorType]:
     x = node.inputs[0]
+    check_perm(node.attrs.perm, len(x.shape))
     return [TensorType(x.dtype, tuple(x.shape[p] for p in node.attrs.perm))]
 
 
@@ -367,10 +526,10 @@ _RULES: dict[Op, Callable[[Node], list[TensorType]]] = {
     Op.MATMUL: _matmul,
     Op.ATTENTION: _attention,
     Op.FUSED_ELEMENTWISE: lambda node: [node.attrs.nodes[-1].outputs[0].type],
-    Op.LAYER_NORM: _same,
-    Op.INSTANCE_NORM: _same,
-    Op.SOFTMAX: _same,
-    Op.LOG_SOFTMAX: _same,
+    Op.LAYER_NORM: _along_axis,
+    Op.INSTANCE_NORM: _instance_norm,
+    Op.SOFTMAX: _along_axis,
+    Op.LOG_SOFTMAX: _along_axis,
     Op.ARG_MAX: _arg_reduce,
     Op.ARG_MIN: _arg_reduce,
     Op.EXPAND: _expand,
@@ -397,7 +556,12 @@ def infer_types(node: Node) -> list[TensorType]:
     if expected is not None and not isinstance(node.attrs, expected):
         raise ShapeError(f"{label} needs {expected.__name__} attributes", node.name)
     try:
-        return _RULES[node.op](node)
+        for i, value in enumerate(node.inputs):
+            check_tensor(value.shape, value.dtype.itemsize, f"input {i}")
+        types = _RULES[node.op](node)
+        for i, t in enumerate(types):
+            check_tensor(t.shape, t.dtype.itemsize, f"output {i}")
+        return types
     except ShapeError as e:
         raise ShapeError(f"{label}: {e}", node.name) from None
     except (ValueError, IndexError) as e:

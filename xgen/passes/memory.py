@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from xgen.ir import Graph, Node, Op, Value
+from xgen.ir.infer import check_fits_memory
 
 ALIGNMENT = 64
 ALIAS_OPS = frozenset({Op.RESHAPE, Op.IDENTITY})
@@ -101,6 +102,7 @@ def plan_memory(graph: Graph) -> MemoryPlan:
         locations.update((v, replace(loc, view=view[v])) for v in group)
 
     offsets, peak, total = _place(graph, arena_sets, members)
+    check_fits_memory(peak, f"the arena of graph {graph.name!r} (its intermediate tensors)")
     for owner, offset in offsets.items():
         locations.update(
             (v, Location(Storage.ARENA, offset, owner, view[v])) for v in members[owner]

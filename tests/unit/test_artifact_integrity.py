@@ -280,6 +280,28 @@ def test_a_process_holding_the_old_artefact_runs_on_while_it_is_replaced(saved) 
     np.testing.assert_array_equal(replaced, expected(128, seed=3))
 
 
+def unary(op: str) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"])], op.lower(),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_model_saved_again_loads_anew_in_the_same_process(tmp_path) -> None:
+    """dlopen returns the library already loaded from a path: Abs saved over Relu (same
+    signature) must not run Relu's code."""
+    x = np.array([-2, -1, 1, 2], np.float32)
+    relu = xgen.load(xgen.compile(unary("Relu")).save(tmp_path / "m"))
+    xgen.compile(unary("Abs")).save(tmp_path / "m", overwrite=True)
+    np.testing.assert_array_equal(xgen.load(tmp_path / "m")(x), np.abs(x))
+    np.testing.assert_array_equal(relu(x), np.maximum(x, 0))
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "manifest.json", "model.c", "model.so", "weights.bin",
+    ]  # fmt: skip
+
+
 _COMPILE_AND_RUN = """
 import numpy as np
 import onnx

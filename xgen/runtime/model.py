@@ -7,7 +7,9 @@ checks the feeds, allocates the output arrays and makes one C call, which alloca
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from xgen.runtime import artifact
 ALIGNMENT = 64
 # The functions the runtime calls in a model library (kernels' own symbols are not its business).
 SYMBOLS = ("xgen_abi_version", "xgen_signature", "xgen_run", "xgen_set_threads", "xgen_get_threads")
+# Each library path this process loaded, with the (device, inode) it had then: see _dlopen.
+_LOADED: dict[str, tuple[int, int]] = {}
 
 
 def aligned_bytes(nbytes: int, data: bytes = b"") -> np.ndarray:
@@ -52,7 +56,7 @@ def load_library(path: Path, model: GeneratedModel) -> ctypes.CDLL:
     library of another model, or a model description edited since the build, is refused before
     any call could write past a buffer."""
     try:
-        lib = ctypes.CDLL(str(path.absolute()))  # a bare name would be looked up in system dirs
+        lib = _dlopen(path)
     except OSError as e:
         raise XgenError(f"{path} is not a loadable shared library: {e}") from None
     missing = [name for name in SYMBOLS if not hasattr(lib, name)]
@@ -74,6 +78,26 @@ def load_library(path: Path, model: GeneratedModel) -> ctypes.CDLL:
             f"built for {', '.join(differ) or built}"
         )
     return lib
+
+
+def _dlopen(path: Path) -> ctypes.CDLL:
+    """dlopen(path). dlopen hands back the library it loaded before from the same path even
+    when the file was replaced since (a model saved again into its folder): such a file is
+    loaded from a private copy under a fresh name instead."""
+    name = str(path.absolute())  # a bare name would be looked up in the system's folders
+    stat = os.stat(name)
+    identity = (stat.st_dev, stat.st_ino)
+    if _LOADED.setdefault(name, identity) == identity:
+        return ctypes.CDLL(name)
+    # Beside the original: a folder just written to, where code may be mapped (unlike a noexec
+    # /tmp). Unlinked at once: the mapping keeps the file alive.
+    fd, copy = tempfile.mkstemp(suffix=".so", prefix=".xgen-load-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(path.read_bytes())
+        return ctypes.CDLL(copy)
+    finally:
+        os.unlink(copy)
 
 
 class CompiledModel:

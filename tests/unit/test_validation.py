@@ -91,6 +91,9 @@ BAD: dict[str, tuple] = {
     "conv_transpose_output_shape_rank": (
         "ConvTranspose", X, {"output_shape": [9]}, WT, "must give the 2 spatial dims"
     ),
+    "conv_transpose_output_shape_too_big": (
+        "ConvTranspose", X, {"output_shape": [99, 99]}, WT, "output_shape [99, 99] is larger"
+    ),
     "conv_transpose_pads_past_output": (
         "ConvTranspose", X, {"pads": [9, 9, 9, 9]}, WT, "output spatial dims"
     ),
@@ -211,6 +214,23 @@ def test_bad_attribute_or_shape_is_an_error_naming_the_node(case):
     with pytest.raises((ShapeError, UnsupportedOpError)) as error:
         import_onnx(model(op_type, inputs, attrs, constants, *rest))
     assert NODE in str(error.value) and fragment in str(error.value)
+
+
+FOLDED = {  # each makes a 1200-byte constant at import
+    "constant_of_shape": ("ConstantOfShape", {}, {}, {"s": i64(300)}),
+    "range": ("Range", {}, {}, {"s": f32(0)[0], "l": f32(300)[0], "d": f32(1)[0]}),
+    "expand": ("Expand", {}, {}, {"c": f32(1), "s": i64(300)}),
+    "tile": ("Tile", {}, {}, {"c": f32(1), "r": i64(300)}),
+}
+
+
+@pytest.mark.parametrize("case", FOLDED.values(), ids=FOLDED.keys())
+def test_folded_constant_over_the_limit_is_refused_before_numpy(monkeypatch, case):
+    monkeypatch.setattr(infer, "FOLD_LIMIT_BYTES", 1199)
+    with pytest.raises(ShapeError, match=f"{NODE}.*1200 bytes, more than constant folding"):
+        import_onnx(model(*case))
+    monkeypatch.setattr(infer, "FOLD_LIMIT_BYTES", 1200)
+    assert import_onnx(model(*case)).outputs[0].shape == (300,)
 
 
 def test_arena_larger_than_memory_is_refused(monkeypatch):

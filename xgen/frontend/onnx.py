@@ -28,6 +28,7 @@ from xgen.errors import (
     XgenError,
 )
 from xgen.ir import DType, Graph, Op, Value
+from xgen.ir.infer import check_foldable
 
 MIN_OPSET, MAX_OPSET = 11, 21
 
@@ -62,6 +63,8 @@ class ImportContext:
         probe = Graph()  # type inference validates the node before numpy sees it
         probe_inputs = [probe.constant(v.data) for v in inputs]
         node_outputs = probe.add_node(op, probe_inputs, attrs, name)
+        for o in node_outputs:
+            check_foldable(o.shape, o.dtype.itemsize, f"the output of {op.value}")
         arrays = reference.evaluate(probe.nodes[0], [v.data for v in inputs])
         return [
             self.graph.constant(a.astype(o.dtype.numpy, copy=False), name or op.value)

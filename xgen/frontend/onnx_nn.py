@@ -134,6 +134,11 @@ def conv_transpose(ctx: ImportContext, node: OnnxNode) -> list[Value]:
                 strict=True,
             )
         ]
+        if min(total) < 0:
+            raise ShapeError(
+                f"output_shape {output_shape} is larger than the input {x.shape} and weight "
+                f"{w.shape} can give with strides {strides} and dilations {dilations}"
+            )
         pads = _same_pads(total, auto_pad == "SAME_UPPER")
     elif auto_pad == "VALID":
         pads = (0,) * 2 * rank

@@ -17,7 +17,7 @@ from xgen.errors import ShapeError
 from xgen.frontend.onnx import ImportContext, OnnxNode, _to_supported_array, converter
 from xgen.frontend.onnx_nn import enum_attr
 from xgen.ir import Op, Value
-from xgen.ir.infer import broadcast_shapes, check_at_least, check_tensor
+from xgen.ir.infer import broadcast_shapes, check_at_least, check_foldable
 from xgen.ir.ops import (
     AxisAttrs,
     GatherNDAttrs,
@@ -95,7 +95,7 @@ def constant_of_shape(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     value = node.attr("value", np.zeros(1, dtype=np.float32))
     if value.size != 1:
         raise ShapeError(f"value must hold one element, got shape {value.shape}")
-    check_tensor(shape, value.dtype.itemsize, "the output")  # before numpy allocates
+    check_foldable(shape, value.dtype.itemsize, "the output")  # before numpy allocates
     return _constant(ctx, node, np.full(shape, value.reshape(-1)[0], dtype=value.dtype))
 
 
@@ -113,7 +113,7 @@ def range_(ctx: ImportContext, node: OnnxNode) -> list[Value]:
         count = -(-(int(limit) - int(start)) // int(delta))  # exact integer ceil
     else:
         count = ceil((float(limit) - float(start)) / float(delta))
-    check_tensor((max(count, 0),), start.dtype.itemsize, "the output")
+    check_foldable((max(count, 0),), start.dtype.itemsize, "the output")
     values = start + delta * np.arange(max(count, 0), dtype=start.dtype)
     return _constant(ctx, node, values.astype(start.dtype))
 

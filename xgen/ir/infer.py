@@ -1,7 +1,11 @@
 """Type inference: the dtype and static shape of every op's outputs, from input types and attrs.
 
-Raises ShapeError (naming the node) when inputs do not fit the op, so that a frontend bug or a
-malformed model fails at import, never inside generated code.
+Raises ShapeError (naming the node) when inputs or attributes do not fit the op (a stride of 0,
+a perm that is no permutation, an output dim < 1 where a kernel needs one...) or a tensor could
+not fit in this machine's memory, so that a frontend bug or a malformed model fails at import,
+never inside numpy or generated code. This is the one place the IR validates a node:
+Graph.add_node calls infer_types for every node the frontend builds (constant folding included,
+before numpy allocates), and the verifier (xgen.ir.verify) re-infers nodes that passes edit.
 """
 
 from __future__ import annotations
@@ -62,6 +66,23 @@ def check_tensor(shape: Shape, itemsize: int, what: str) -> None:
     if any(d < 0 for d in shape):
         raise ShapeError(f"{what} has a negative dim: {shape}")
     check_fits_memory(prod(shape) * itemsize, f"{what} of shape {shape}")
+
+
+# Constant folding computes a node in numpy at import. A result larger than this is refused, not
+# allocated: no ONNX file holds an initializer over 2 GiB without external data, so a bigger folded
+# constant (ConstantOfShape, Range, Expand, Tile... of constants) comes from a broken or hostile
+# model, and would take that much memory at import and again in the weight file.
+FOLD_LIMIT_BYTES = 1 << 32
+
+
+def check_foldable(shape: Shape, itemsize: int, what: str) -> None:
+    """check_tensor, and the constant is no larger than FOLD_LIMIT_BYTES."""
+    check_tensor(shape, itemsize, what)
+    if prod(shape) * itemsize > FOLD_LIMIT_BYTES:
+        raise ShapeError(
+            f"{what} of shape {shape} would be a constant of {prod(shape) * itemsize} bytes, "
+            f"more than constant folding makes ({FOLD_LIMIT_BYTES} bytes)"
+        )
 
 
 # ---- attribute checks: each raises ShapeError saying what was given and what is allowed -------

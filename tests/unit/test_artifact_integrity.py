@@ -95,8 +95,8 @@ def rehash(artifact: Path, *names: str) -> None:
 
 
 def replace_file(path: Path, data: bytes) -> None:
-    """Damage as a new file (a new inode): writing in place under this process's own mapping of
-    a library it loaded would crash pytest, which is the point of not doing it."""
+    """Damage a file by replacing it (a new inode): writing in place a library that this process
+    has mapped would crash pytest itself."""
     path.with_name("new").write_bytes(data)
     os.replace(path.with_name("new"), path)
 

@@ -1,7 +1,8 @@
 """The xgen command line: compile, run, info, profile, bench, compress, demo.
 
-Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, compiler failure),
-2 a usage error (argparse).
+Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, compiler failure)
+or a file that cannot be read or written, 2 a usage error (argparse), 130 interrupted (Ctrl-C).
+Each error is one `xgen: error: ...` line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +22,26 @@ from xgen.errors import InputError, XgenError
 if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import DataLoader
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int of at least 1 (--runs, --rounds...)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an int of at least 0 (--threads, where 0 is OpenMP's default)."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+    return value
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -84,9 +105,13 @@ def _read_arrays(
                 )
             name, path = input_names[0], spec
         try:
-            feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
             raise InputError(f"cannot read input {name!r} from {path!r}: {e}") from None
+        if not isinstance(array, np.ndarray):  # an .npz archive of several arrays
+            array.close()
+            raise InputError(f"{option} {spec!r}: {path} is an .npz archive, not one .npy array")
+        feeds[name] = array
     return feeds
 
 
@@ -287,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the model files in --output if it is not empty")  # fmt: skip
-    p.add_argument("--threads", type=int, default=None, help="threads at run time")
+    p.add_argument("--threads", type=non_negative_int, default=None,
+                   help="threads at run time (default OpenMP's)")  # fmt: skip
     _winograd_option(p)
     p.set_defaults(handler=cmd_compile)
 
@@ -309,9 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="milliseconds per node of a model, slowest first")
     p.add_argument("model", help="an .onnx file, or a directory written by `xgen compile`")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
-    p.add_argument("--runs", type=int, default=20, help="runs averaged (default 20)")
-    p.add_argument("--top", type=int, default=15, help="slowest nodes listed (default 15)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default OpenMP's)")
+    p.add_argument("--runs", type=positive_int, default=20, help="runs averaged (default 20)")
+    p.add_argument("--top", type=positive_int, default=15,
+                   help="slowest nodes listed (default 15)")  # fmt: skip
+    p.add_argument("--threads", type=non_negative_int, default=None,
+                   help="threads (default OpenMP's)")  # fmt: skip
     _winograd_option(p)
     p.set_defaults(handler=cmd_profile)
 
@@ -336,12 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "conv keeps all its kernels)")  # fmt: skip
     p.add_argument("--layer-rate", action="append", type=parse_layer_rate, metavar="NAME=RATE",
                    help="override one conv's rate, by module name (repeatable)")  # fmt: skip
-    p.add_argument("--patterns", type=int, default=8, help="patterns in the library (default 8)")
+    p.add_argument("--patterns", type=positive_int, default=8,
+                   help="patterns in the library (default 8)")  # fmt: skip
     p.add_argument("--schedule", choices=["gradual", "admm"], default="gradual",
                    help="how pruning is reached before fine-tuning (default gradual)")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=6, help="pruning epochs (default 6)")
-    p.add_argument("--finetune-epochs", type=int, default=4, help="fine-tune epochs (default 4)")
-    p.add_argument("--batch-size", type=int, default=128, help="default 128")
+    p.add_argument("--epochs", type=non_negative_int, default=6,
+                   help="pruning epochs (default 6)")  # fmt: skip
+    p.add_argument("--finetune-epochs", type=non_negative_int, default=4,
+                   help="fine-tune epochs (default 4)")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
     p.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
@@ -361,8 +392,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except XgenError as e:
-        print(f"xgen: error: {e}", file=sys.stderr)
-        return 1
+        return _error(str(e))
+    except OSError as e:  # a path the user gave that cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        return _error(f"{where}{e.strerror or e}")
+    except KeyboardInterrupt:
+        return 130  # as a shell reports SIGINT, without a traceback
+
+
+def _error(message: str) -> int:
+    print(f"xgen: error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

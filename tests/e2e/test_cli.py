@@ -228,3 +228,67 @@ def test_no_winograd_keeps_the_direct_kernel(tmp_path):
         (source,) = out.glob("*.c")
         body = source.read_text().split("xgen_run")[-1]
         assert ("xg_winograd_conv_nhwc(" in body) == on
+
+
+# ---- user errors: one `xgen: error:` line and exit 1, or a usage error and exit 2 --------------
+
+
+def user_error(argv: list[str], capsys) -> str:
+    """The CLI's stderr for a user error: exit 1, one `xgen: error:` line, no traceback."""
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xgen: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["profile", "m.onnx", "--runs", "0"],
+        ["profile", "m.onnx", "--top", "-1"],
+        ["profile", "m.onnx", "--threads", "-3"],
+        ["compile", "m.onnx", "-o", "out", "--threads", "-3"],
+        ["compile", "m.onnx", "-o", "out", "--threads", "two"],
+        ["bench", "--rounds", "0"],
+        ["bench", "--threads", "0"],
+    ],
+    ids=["runs", "top", "profile-threads", "compile-threads", "not-a-number", "rounds", "bench"],
+)
+def test_bad_numbers_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "expected an integer >= " in capsys.readouterr().err
+
+
+def test_run_into_a_missing_folder(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    assert main(["compile", str(model_path), "--shape", "x=1,2,5,5", "-o", str(out)]) == 0
+    np.save(tmp_path / "x.npy", np.zeros((1, 2, 5, 5), np.float32))
+    target = tmp_path / "absent" / "y.npz"
+    argv = ["run", str(out), "--input", str(tmp_path / "x.npy"), "-o", str(target)]
+    assert f"{target}: No such file or directory" in user_error(argv, capsys)
+
+
+def test_const_from_an_npz_archive(model_path, tmp_path, capsys):
+    np.savez(tmp_path / "x.npz", x=np.zeros((1, 2, 5, 5), np.float32))
+    const = f"x={tmp_path / 'x.npz'}"
+    argv = ["compile", str(model_path), "--const", const, "-o", str(tmp_path / "o")]
+    assert "x.npz is an .npz archive, not one .npy array" in user_error(argv, capsys)
+
+
+def test_model_paths_that_are_not_files(tmp_path, capsys):
+    assert "is a directory" in user_error(["info", str(tmp_path)], capsys)
+    argv = ["compile", str(tmp_path), "-o", str(tmp_path / "o")]
+    assert "is a directory" in user_error(argv, capsys)
+
+
+def test_ctrl_c_exits_130_quietly(model_path, monkeypatch, capsys):
+    import xgen.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xgen.cli, "cmd_info", interrupted)
+    assert main(["info", str(model_path)]) == 130
+    assert capsys.readouterr().err == ""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from xgen.bench.peers import PEERS, Outputs, Peer, Runner, Workload, available, rss_bytes
 from xgen.bench.report import BenchResult, PeerResult, RunInfo, markdown, relative_error
+from xgen.cli import positive_int
 
 if TYPE_CHECKING:
     from xgen.runtime.model import CompiledModel
@@ -187,8 +188,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"zoo models (default: {' '.join(DEFAULT_MODELS)})")  # fmt: skip
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS),
                         help="engines to compare with (default: all installed)")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=positive_int, default=20)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--peak", action=argparse.BooleanOptionalAction, default=True,
                         help="measure the microkernel peak for the %% column")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")

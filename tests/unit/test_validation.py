@@ -92,7 +92,7 @@ BAD: dict[str, tuple] = {
         "ConvTranspose", X, {"output_shape": [9]}, WT, "must give the 2 spatial dims"
     ),
     "conv_transpose_output_shape_too_big": (
-        "ConvTranspose", X, {"output_shape": [99, 99]}, WT, "output_shape [99, 99] is larger"
+        "ConvTranspose", X, {"output_shape": [99, 10]}, WT, "exceeds the full output [10, 10]"
     ),
     "conv_transpose_pads_past_output": (
         "ConvTranspose", X, {"pads": [9, 9, 9, 9]}, WT, "output spatial dims"
@@ -110,6 +110,9 @@ BAD: dict[str, tuple] = {
     ),
     "avgpool_dilation_0": (
         "AveragePool", X, {"kernel_shape": [2, 2], "dilations": [0, 1]}, {}, "dilations (0, 1)"
+    ),
+    "lppool_pads_past_kernel": (  # named as the LpPool, not as the AveragePool it becomes
+        "LpPool", X, {"kernel_shape": [2, 2], "pads": [2] * 4}, {}, "(LpPool): pads (2, 2, 2, 2)"
     ),
     "lppool_p_0": ("LpPool", X, {"kernel_shape": [2, 2], "p": 0}, {}, "finite p > 0"),
     "transpose_not_permutation": (

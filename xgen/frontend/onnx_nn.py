@@ -14,7 +14,7 @@ import numpy as np
 from xgen.errors import ShapeError
 from xgen.frontend.onnx import ImportContext, OnnxNode, converter
 from xgen.ir import Op, Value
-from xgen.ir.infer import check_at_least, check_count
+from xgen.ir.infer import check_at_least, check_count, pool_shape
 from xgen.ir.ops import (
     ConvAttrs,
     CoordinateTransform,
@@ -134,10 +134,13 @@ def conv_transpose(ctx: ImportContext, node: OnnxNode) -> list[Value]:
                 strict=True,
             )
         ]
-        if min(total) < 0:
+        # An output_shape past the full output (total < 0) makes negative pads, cells that only
+        # the bias reaches; onnxruntime allows less than a stride of them.
+        if any(t <= -s for t, s in zip(total, strides, strict=True)):
+            full = [o + t for o, t in zip(output_shape[-rank:], total, strict=True)]
             raise ShapeError(
-                f"output_shape {output_shape} is larger than the input {x.shape} and weight "
-                f"{w.shape} can give with strides {strides} and dilations {dilations}"
+                f"output_shape {output_shape} exceeds the full output {full} by a stride "
+                f"{strides} or more"
             )
         pads = _same_pads(total, auto_pad == "SAME_UPPER")
     elif auto_pad == "VALID":
@@ -199,6 +202,7 @@ def lp_pool(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     the padding, i.e. without ceil_mode."""
     x = node.input(0)
     attrs = replace(_pool_attrs(node, x), count_include_pad=True)
+    pool_shape(attrs, x.shape)  # checked now, so that an error names this node, not a part
     if attrs.ceil_mode:
         raise node.unsupported("LpPool with ceil_mode=1 is not supported")
     p = float(node.attr("p", 2))

@@ -108,17 +108,20 @@ def check_perm(perm: Sequence[int], rank: int, name: str = "perm") -> None:
         raise ShapeError(f"{name} {tuple(perm)} is not a permutation of 0..{rank - 1}")
 
 
-def _check_window(node: Node, spatial: Shape, kernel: Shape) -> None:
-    """Conv and pool attributes over len(kernel) spatial dims; the input's spatial dims and the
-    kernel must not be empty."""
-    a, rank = node.attrs, len(kernel)
+def _check_window(
+    a: O.ConvAttrs | O.PoolAttrs, spatial: Shape, kernel: Shape, negative_pads: bool = False
+) -> None:
+    """Conv, ConvTranspose and pool attributes over len(kernel) spatial dims; the input's spatial
+    dims and the kernel must not be empty; pads must be >= 0 unless negative_pads."""
+    rank = len(kernel)
     check_count("strides", a.strides, rank)
     check_count("dilations", a.dilations, rank)
     check_count("pads", a.pads, 2 * rank)
     check_at_least("kernel dims", kernel, 1)
     check_at_least("strides", a.strides, 1)
     check_at_least("dilations", a.dilations, 1)
-    check_at_least("pads", a.pads, 0)
+    if not negative_pads:
+        check_at_least("pads", a.pads, 0)
     check_at_least("input spatial dims", spatial, 1)
 
 
@@ -150,9 +153,11 @@ def join_layout(batch: int, channels: int, spatial: Shape, channels_last: bool) 
     return (batch, channels, *spatial)
 
 
-def _pool_like(node: Node, kernel: Shape, channels_out: int) -> Shape:
-    a = node.attrs
-    batch, _, x = split_layout(node.inputs[0].shape, a.channels_last)
+def _pool_like(
+    a: O.ConvAttrs | O.PoolAttrs, shape: Shape, kernel: Shape, channels_out: int
+) -> Shape:
+    """The output shape of a Conv or pool of an input of `shape`."""
+    batch, _, x = split_layout(shape, a.channels_last)
     rank = len(kernel)
     spatial = []
     for i in range(rank):
@@ -256,8 +261,9 @@ def _conv(node: Node) -> list[TensorType]:
         )
     inputs, _ = O.split_epilogue_inputs(node.inputs, a)
     _check_group(a.group, w[1] * a.group, w[0], inputs[2] if len(inputs) > 2 else None)
-    _check_window(node, split_layout(x, a.channels_last)[2], w[2:])
-    return _with_epilogue(node, TensorType(node.inputs[0].dtype, _pool_like(node, w[2:], w[0])))
+    _check_window(a, split_layout(x, a.channels_last)[2], w[2:])
+    out = _pool_like(a, node.inputs[0].shape, w[2:], w[0])
+    return _with_epilogue(node, TensorType(node.inputs[0].dtype, out))
 
 
 def _conv_transpose(node: Node) -> list[TensorType]:
@@ -270,7 +276,9 @@ def _conv_transpose(node: Node) -> list[TensorType]:
     bias = node.inputs[2] if len(node.inputs) > 2 else None
     _check_group(a.group, x[1], w[1] * a.group, bias)
     rank = len(x) - 2
-    _check_window(node, x[2:], w[2:])
+    # A negative pad extends the output (an output_shape past the full one); the kernel
+    # bounds-checks every write, so only the output's size needs checking.
+    _check_window(a, x[2:], w[2:], negative_pads=True)
     check_count("output_padding", a.output_padding, rank)
     for pad, stride, dilation in zip(a.output_padding, a.strides, a.dilations, strict=True):
         if not 0 <= pad < max(stride, dilation):
@@ -413,19 +421,24 @@ def _arg_reduce(node: Node) -> list[TensorType]:
     return [TensorType(DType.INT64, shape)]
 
 
-def _pool(node: Node) -> list[TensorType]:
-    x, a = node.inputs[0], node.attrs
+def pool_shape(a: O.PoolAttrs, shape: Shape) -> Shape:
+    """The output shape of a MaxPool or AveragePool of an input of `shape`; ShapeError if the
+    attributes do not fit it."""
     kernel = a.kernel_shape
-    if len(x.shape) != len(kernel) + 2:
-        raise ShapeError(f"kernel_shape {kernel} does not fit the spatial dims of {x.shape}")
-    _check_window(node, split_layout(x.shape, a.channels_last)[2], kernel)
+    if len(shape) != len(kernel) + 2:
+        raise ShapeError(f"kernel_shape {kernel} does not fit the spatial dims of {shape}")
+    _check_window(a, split_layout(shape, a.channels_last)[2], kernel)
     for i, (k, d) in enumerate(zip(kernel, a.dilations, strict=True)):
         span = (k - 1) * d + 1
         if max(a.pads[i], a.pads[i + len(kernel)]) >= span:
             # a window wholly in the padding would have no input element
             raise ShapeError(f"pads {a.pads} must be smaller than the (dilated) kernel {kernel}")
-    channels = split_layout(x.shape, a.channels_last)[1]
-    return [TensorType(x.dtype, _pool_like(node, node.attrs.kernel_shape, channels))]
+    return _pool_like(a, shape, kernel, split_layout(shape, a.channels_last)[1])
+
+
+def _pool(node: Node) -> list[TensorType]:
+    x = node.inputs[0]
+    return [TensorType(x.dtype, pool_shape(node.attrs, x.shape))]
 
 
 def _reshape(node: Node) -> list[TensorType]:

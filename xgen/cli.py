@@ -100,9 +100,8 @@ def _read_arrays(
         name, sep, path = spec.partition("=")
         if not sep:
             if len(input_names) != 1:
-                raise InputError(
-                    f"{option} {spec!r} has no NAME=; the model has inputs {list(input_names)}"
-                )
+                known = f"; the model has inputs {list(input_names)}" if input_names else ""
+                raise InputError(f"{option} {spec!r}: expected NAME=FILE.npy{known}")
             name, path = input_names[0], spec
         try:
             array = np.load(path, allow_pickle=False)

@@ -292,3 +292,12 @@ def test_ctrl_c_exits_130_quietly(model_path, monkeypatch, capsys):
     monkeypatch.setattr(xgen.cli, "cmd_info", interrupted)
     assert main(["info", str(model_path)]) == 130
     assert capsys.readouterr().err == ""
+
+
+def test_option_errors_name_the_cli_option(model_path, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 2, 5, 5), np.float32))
+    out = str(tmp_path / "o")
+    argv = ["compile", str(model_path), "--const", str(tmp_path / "x.npy"), "-o", out]
+    assert "x.npy': expected NAME=FILE.npy\n" in user_error(argv, capsys)  # not "inputs []"
+    argv = ["compile", str(model_path), "--shape", "x=1,2,5,5", "--shape", "q=1", "-o", out]
+    assert "input_shapes (--shape) names ['q']" in user_error(argv, capsys)

@@ -195,7 +195,7 @@ def test_constant_inputs_fix_a_shape_input():
     [
         ({"shape": np.array([3, 4], np.int32)}, "int32, the model declares int64"),
         ({"shape": np.array([3, 2, 2])}, r"shape \(3,\), the model declares \[2\]"),
-        ({"shap": np.array([3, 4])}, r"constant_inputs names \['shap'\].*\(x, shape\)"),
+        ({"shap": np.array([3, 4])}, r"constant_inputs \(--const\) names \['shap'\].*\(x, shape\)"),
     ],
 )
 def test_bad_constant_inputs(constants, match):

@@ -262,7 +262,10 @@ def _bind_inputs(
             shape = _fixed_shape(info, input_shapes)
             ctx.values[info.name] = ctx.graph.add_input(info.name, dtype, shape)
     names = [i.name for i in model_inputs]
-    for option, given in (("input_shapes", input_shapes), ("constant_inputs", constant_inputs)):
+    for option, given in (
+        ("input_shapes (--shape)", input_shapes),
+        ("constant_inputs (--const)", constant_inputs),
+    ):
         if unknown := set(given) - set(names):
             raise ShapeError(
                 f"{option} names {sorted(unknown)}, which are not model inputs ({', '.join(names)})"

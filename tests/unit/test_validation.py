@@ -122,10 +122,10 @@ BAD: dict[str, tuple] = {
         "Transpose", {"x": (2, 3, 4)}, {"perm": [1, 0]}, {}, "not a permutation of 0..2"
     ),
     "depth_to_space_blocksize_0": (
-        "DepthToSpace", {"x": (1, 4, 2, 2)}, {"blocksize": 0}, {}, "blocksize (0,)"
+        "DepthToSpace", {"x": (1, 4, 2, 2)}, {"blocksize": 0}, {}, "blocksize 0 must be >= 1"
     ),
     "space_to_depth_blocksize_0": (
-        "SpaceToDepth", {"x": (1, 4, 2, 2)}, {"blocksize": 0}, {}, "blocksize (0,)"
+        "SpaceToDepth", {"x": (1, 4, 2, 2)}, {"blocksize": 0}, {}, "blocksize 0 must be >= 1"
     ),
     "depth_to_space_mode": (
         "DepthToSpace", {"x": (1, 4, 2, 2)}, {"blocksize": 2, "mode": "XYZ"}, {}, "DCR, CRD"

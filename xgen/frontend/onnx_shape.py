@@ -17,7 +17,7 @@ from xgen.errors import ShapeError
 from xgen.frontend.onnx import ImportContext, OnnxNode, _to_supported_array, converter
 from xgen.frontend.onnx_nn import enum_attr
 from xgen.ir import Op, Value
-from xgen.ir.infer import broadcast_shapes, check_at_least, check_foldable
+from xgen.ir.infer import broadcast_shapes, check_foldable
 from xgen.ir.ops import (
     AxisAttrs,
     GatherNDAttrs,
@@ -189,11 +189,11 @@ def squeeze(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 @converter("Unsqueeze")
 def unsqueeze(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = node.input(0)
-    axes = _ints_from(node, 1, "axes", "axes") or []
-    rank = len(x.shape) + len(axes)
-    axes = {_axis(a, rank) for a in axes}
-    if len(axes) < rank - len(x.shape):
-        raise ShapeError(f"axes {_ints_from(node, 1, 'axes', 'axes')} name a dim twice")
+    given = _ints_from(node, 1, "axes", "axes") or []
+    rank = len(x.shape) + len(given)
+    axes = {_axis(a, rank) for a in given}
+    if len(axes) != len(given):
+        raise ShapeError(f"axes {given} name a dim twice")
     dims = iter(x.shape)
     return [_reshape(ctx, node, x, [1 if i in axes else next(dims) for i in range(rank)])]
 
@@ -207,7 +207,8 @@ def depth_space(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     if node.attr("blocksize") is None:
         raise ShapeError("the blocksize attribute is required")
     b = int(node.attr("blocksize"))
-    check_at_least("blocksize", [b], 1)
+    if b < 1:
+        raise ShapeError(f"blocksize {b} must be >= 1")
     if node.op_type == "SpaceToDepth":
         if h % b or w % b:
             raise ShapeError(f"spatial dims of {x.shape} are not multiples of blocksize {b}")

@@ -84,6 +84,7 @@ CASES = {
     "input-twice": (model([relu_to("y")], inputs=[X, X]), "graph input 'x' is declared twice"),
     "output-unproduced": (model([relu_to("h")]), "graph output 'y' is produced by no node"),
     "output-twice": (model([relu_to("y")], outputs=[Y, Y]), "output(s) ['y'] listed more than"),
+    "output-is-input": (model([relu_to("y")], outputs=[Y, X]), "output 'x' is the graph input"),
     "extra-output": (
         model([relu_to("y", "z")], outputs=[Y, Z]),
         "node 'relu' (Relu) names 2 outputs, Relu has 1 here (extra: 'z')",

@@ -466,10 +466,16 @@ def _bind_outputs(ctx: ImportContext, names: list[str]) -> list[Value]:
         raise ModelLoadError(f"graph output(s) {repeated} listed more than once")
     outputs: list[Value] = []
     taken = {id(v) for v in ctx.graph.inputs}
+    input_names = {v.name for v in ctx.graph.inputs}
     for name in names:
         value = ctx.values.get(name)
         if value is None:
             raise ModelLoadError(f"graph output {name!r} is produced by no node or initializer")
+        if name in input_names:  # legal ONNX, but its copy would have to be renamed
+            raise ModelLoadError(
+                f"graph output {name!r} is the graph input {name!r} passed through: "
+                "xgen's outputs need names of their own (add an Identity to a new name)"
+            )
         if id(value) in taken:
             value = ctx.graph.add_node(Op.IDENTITY, [value])[0]
         taken.add(id(value))

@@ -341,9 +341,9 @@ def _attr_type_name(attr_type: int) -> str:
         return str(attr_type)
 
 
-def _decode_attrs(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
+def _decode_attrs(node: onnx.NodeProto, opset: int, where: str) -> dict[str, Any]:
     """Attribute values by name, each of the type the ONNX schema declares: the converters may
-    then call int(), float() or iterate on them without checking."""
+    then call int(), float() or iterate on them without checking. where names the node."""
     declared = _declared_attr_types(node.op_type, opset)
     attrs = {}
     for a in node.attribute:
@@ -351,16 +351,17 @@ def _decode_attrs(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
         if a.type != expected:
             given, wanted = _attr_type_name(a.type), _attr_type_name(expected)
             raise ModelLoadError(
-                f"attribute {a.name!r} is {given}, {node.op_type} expects {wanted}"
+                f"{where}: attribute {a.name!r} is {given}, {node.op_type} expects {wanted}"
             )
         value = onnx.helper.get_attribute_value(a)
         if isinstance(value, bytes):
             try:
                 value = value.decode()
             except UnicodeDecodeError:
-                raise ModelLoadError(f"attribute {a.name!r} is not UTF-8 text: {value!r}") from None
+                text = f"{where}: attribute {a.name!r} is not UTF-8 text: {value!r}"
+                raise ModelLoadError(text) from None
         elif isinstance(value, onnx.TensorProto):
-            value = _tensor_array(value, f"attribute {a.name!r}")
+            value = _tensor_array(value, f"{where}: attribute {a.name!r}")
         attrs[a.name] = value
     return attrs
 
@@ -431,7 +432,7 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
         inputs.append(ctx.values[name] if name else None)
     where = f"node {label!r} ({proto.op_type})"
     try:
-        outputs = convert(ctx, OnnxNode(proto, inputs, _decode_attrs(proto, ctx.opset)))
+        outputs = convert(ctx, OnnxNode(proto, inputs, _decode_attrs(proto, ctx.opset, where)))
     except ShapeError as e:
         if e.node is not None:  # shape inference named the node already
             raise
@@ -441,8 +442,6 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
             hint = f"; {e.value!r} is a model input: fix its value with constant_inputs"
             raise NonConstantInputError(e.op, e.node, e.value, e.detail + hint) from None
         raise
-    except ModelLoadError as e:  # from _decode_attrs, which does not know the node's label
-        raise ModelLoadError(f"{where}: {e}") from None
     except XgenError:
         raise  # some are ValueErrors too (InputError...): not to be taken for malformed data
     except MALFORMED as e:  # the last line of defence; the cause stays chained for debugging

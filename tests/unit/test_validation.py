@@ -176,6 +176,17 @@ BAD: dict[str, tuple] = {
     ),
     "cast_to_unknown": ("Cast", {"x": (2,)}, {"to": 999}, {}, "unknown type 999"),
     "matmul_scalar": ("MatMul", {"x": (3,)}, {}, {"w": f32(2)[0]}, "B is a scalar"),
+    "matmul_empty_inner_dim": (
+        "MatMul", {}, {}, {"a": np.ones((2, 0), np.float32), "b": np.ones((0, 3), np.float32)},
+        "inner dims of (2, 0) and (0, 3) must be equal and >= 1",
+    ),
+    "gemm_empty_inner_dim": (
+        "Gemm", {}, {}, {"a": np.ones((2, 0), np.float32), "b": np.ones((0, 3), np.float32)},
+        "must be equal and >= 1",
+    ),
+    "argmax_empty_axis": (
+        "ArgMax", {}, {"axis": 1}, {"a": np.ones((2, 0), np.float32)}, "dim 1 of (2, 0) is empty"
+    ),
     "gemm_3d": (
         "Gemm", {"x": (3, 4, 2)}, {}, {"w": np.ones((4, 2), np.float32)}, "two 2-D inputs"
     ),

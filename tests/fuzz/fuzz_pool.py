@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class Finished:
 
 def _serve(conn: Connection, check: Check, env: dict[str, str]) -> None:
     os.environ.update(env)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - onnxruntime prints notices on failures
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     conn.send(("ready",))
     while True:

@@ -17,6 +17,7 @@ or crashes on a model xgen accepts, only the first two rules apply.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import traceback
 import zlib
@@ -24,9 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import onnxruntime as ort
+
+import xgen
+from xgen import reference
+from xgen.errors import XgenError
+from xgen.frontend.onnx import import_onnx
 
 Send = Callable[[tuple], None]
 Arrays = list[tuple[str, np.ndarray]]  # (name, value) in the model's order
+Build = Callable[[bytes], tuple[Arrays, Arrays]]  # model bytes -> (feeds, xgen's outputs)
 
 CRASH, TIMEOUT, RAW, WRONG = "crash", "timeout", "raw exception", "wrong output"
 BUILD = "generated C rejected"
@@ -54,19 +62,20 @@ class Outcome:
 
 def compile_and_run(data: bytes) -> tuple[Arrays, Arrays]:
     """xgen's outputs for random feeds (seeded by the model's bytes): (feeds, outputs)."""
-    import xgen
-
     compiled = xgen.compile(data, cache_dir=os.environ.get("XGEN_FUZZ_CACHE"), threads=1)
     feeds = random_feeds(compiled.inputs, zlib.crc32(data))
     outputs = compiled.run(dict(feeds))
     return feeds, [(name, outputs[name]) for name in compiled.output_names]
 
 
+class FeedsTooLarge(Exception):
+    """The harness will not allocate such inputs (not xgen's failure)."""
+
+
 def random_feeds(specs: tuple, seed: int) -> Arrays:
     """Normal floats, small signed integers (zero included) and random booleans."""
-    if sum(int(np.prod(s.shape, dtype=np.float64)) * s.dtype.numpy.itemsize for s in specs) > (
-        MAX_FEED_BYTES
-    ):
+    nbytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in specs)
+    if nbytes > MAX_FEED_BYTES:
         raise FeedsTooLarge(f"inputs {[str(s) for s in specs]} are over {MAX_FEED_BYTES} bytes")
     rng = np.random.default_rng(seed)
     feeds = []
@@ -83,13 +92,7 @@ def random_feeds(specs: tuple, seed: int) -> Arrays:
     return feeds
 
 
-class FeedsTooLarge(Exception):
-    """The harness will not allocate such inputs (not xgen's failure)."""
-
-
 def run_onnxruntime(data: bytes, feeds: Arrays) -> Arrays:
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.log_severity_level = 4  # errors come back as exceptions; keep the log quiet
@@ -98,13 +101,7 @@ def run_onnxruntime(data: bytes, feeds: Arrays) -> Arrays:
     return list(zip(names, session.run(None, dict(feeds)), strict=True))
 
 
-Build = Callable[[bytes], tuple[Arrays, Arrays]]
-
-
 def run_reference(data: bytes, feeds: Arrays) -> Arrays:
-    from xgen import reference
-    from xgen.frontend.onnx import import_onnx
-
     graph = import_onnx(data)
     with np.errstate(all="ignore"):  # NaN and overflow are what the fuzzer feeds it
         result = reference.run(graph, dict(feeds))
@@ -115,8 +112,6 @@ def check(data: bytes, send: Send, build: Build = compile_and_run) -> None:
     """Runs one case, sending ("xgen_error" | "raw" | "unchecked" | "xgen_ok", ...) and then,
     after "xgen_ok", the numpy reference's outputs ("ref_ok", outputs) if it has them and
     onnxruntime's ("ort_ok", outputs) or ("ort_error", message)."""
-    from xgen.errors import XgenError
-
     try:
         feeds, outputs = build(data)
     except FeedsTooLarge as e:
@@ -148,7 +143,7 @@ def judge(messages: list[tuple], death: str | None) -> Outcome:
     if "xgen_ok" not in by_kind:
         return _judge_xgen(by_kind, death)
     if "ort_ok" not in by_kind:
-        reason = by_kind["ort_error"][1] if "ort_error" in by_kind else f"onnxruntime {death}"
+        reason = by_kind.get("ort_error", (None, f"after xgen ran, the worker {death}"))[1]
         return Outcome(UNCHECKED, reason[:500])
     _, _, actual = by_kind["xgen_ok"]
     reference = by_kind["ref_ok"][1] if "ref_ok" in by_kind else None

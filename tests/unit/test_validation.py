@@ -152,7 +152,6 @@ BAD: dict[str, tuple] = {
     "expand_huge_folded": (
         "Expand", {}, {}, {"c": f32(1), "s": i64(1 << 20, 1 << 20, 1 << 10)}, "more than this"
     ),
-    "input_dims_huge": ("Relu", {"x": (HUGE, 4)}, {}, {}, "more than this machine's memory"),
     "resize_nan_scale": (
         "Resize", {"x": (1, 1, 4, 4)}, {}, {"r": NO_SCALES, "s": f32(1, 1, np.nan, 2)},
         "must be finite and > 0",
@@ -228,6 +227,14 @@ def test_bad_attribute_or_shape_is_an_error_naming_the_node(case):
     with pytest.raises((ShapeError, UnsupportedOpError)) as error:
         import_onnx(model(op_type, inputs, attrs, constants, *rest))
     assert NODE in str(error.value) and fragment in str(error.value)
+
+
+def test_input_larger_than_memory_is_refused():
+    """Even one no node reads: it is still a buffer the caller must pass."""
+    onnx_model = model("Relu", {"x": (2,), "huge": (HUGE, 4)})
+    onnx_model.graph.node[0].input.pop()  # the Relu reads x only
+    with pytest.raises(ShapeError, match="input 'huge' of shape.*more than this machine's"):
+        import_onnx(onnx_model)
 
 
 FOLDED = {  # each makes a 1200-byte constant at import

@@ -28,7 +28,7 @@ from xgen.errors import (
     XgenError,
 )
 from xgen.ir import DType, Graph, Op, Value
-from xgen.ir.infer import check_foldable
+from xgen.ir.infer import check_foldable, check_tensor
 
 MIN_OPSET, MAX_OPSET = 11, 21
 
@@ -260,6 +260,7 @@ def _bind_inputs(
             ctx.values[info.name] = ctx.graph.constant(array, info.name)
         else:
             shape = _fixed_shape(info, input_shapes)
+            check_tensor(shape, dtype.itemsize, f"input {info.name!r}")  # even if unused
             ctx.values[info.name] = ctx.graph.add_input(info.name, dtype, shape)
     names = [i.name for i in model_inputs]
     for option, given in (

@@ -261,11 +261,71 @@ def depthwise() -> onnx.ModelProto:
     return _model("depthwise", nodes, {"x": (T.FLOAT, [1, 2, 7, 7])}, ["y"], constants)
 
 
+def generators() -> onnx.ModelProto:
+    """Ops whose output size comes from values: Range, ConstantOfShape, Expand, Constant."""
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    fill = NH.from_array(np.array([1.5], np.float32))
+    nodes = [
+        H.make_node("Range", ["start", "limit", "delta"], ["r"]),
+        H.make_node("Cast", ["r"], ["rc"], to=T.FLOAT),
+        H.make_node("Reshape", ["rc", "row"], ["rf"]),  # a known shape for ONNX's inference
+        H.make_node("ConstantOfShape", ["shape"], ["ones"], value=fill),
+        H.make_node("Constant", [], ["k"], value=NH.from_array(np.full([1, 6], 0.25, np.float32))),
+        H.make_node("Expand", ["k", "shape"], ["e"]),
+        H.make_node("Add", ["x", "rf"], ["s"]),
+        H.make_node("Mul", ["s", "ones"], ["p"]),
+        H.make_node("Sub", ["p", "e"], ["y"]),
+    ]
+    constants = {
+        "start": np.array(0, np.int64), "limit": np.array(6, np.int64),
+        "delta": np.array(1, np.int64), "shape": i64(2, 6), "row": i64(1, 6),
+    }  # fmt: skip
+    return _model("generators", nodes, {"x": (T.FLOAT, [2, 6])}, ["y"], constants)
+
+
+def attention() -> onnx.ModelProto:
+    """softmax(q k^T / sqrt(d)) v: the pattern xgen fuses into one attention kernel."""
+    w = _weights(7)
+    nodes = [
+        H.make_node("MatMul", ["x", "wq"], ["q"]),
+        H.make_node("MatMul", ["x", "wk"], ["k"]),
+        H.make_node("MatMul", ["x", "wv"], ["v"]),
+        H.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+        H.make_node("MatMul", ["q", "kt"], ["s"]),
+        H.make_node("Mul", ["s", "scale"], ["ss"]),
+        H.make_node("Softmax", ["ss"], ["p"], axis=-1),
+        H.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    constants = {
+        "wq": w(8, 8), "wk": w(8, 8), "wv": w(8, 8), "scale": np.array(0.35, np.float32),
+    }  # fmt: skip
+    return _model("attention", nodes, {"x": (T.FLOAT, [1, 4, 8])}, ["y"], constants)
+
+
+def misc() -> onnx.ModelProto:
+    """Where, Greater, Pow, LogSoftmax, Erf, Softsign; Trilu and CumSum on a constant (folded)."""
+    nodes = [
+        H.make_node("Trilu", ["alt"], ["tri"], upper=0),
+        H.make_node("CumSum", ["tri", "axis"], ["cs"]),
+        H.make_node("Greater", ["x", "zero"], ["pos"]),
+        H.make_node("Where", ["pos", "x", "cs"], ["w"]),
+        H.make_node("Pow", ["w", "two"], ["sq"]),
+        H.make_node("LogSoftmax", ["sq"], ["ls"], axis=1),
+        H.make_node("Erf", ["ls"], ["er"]),
+        H.make_node("Softsign", ["er"], ["y"]),
+    ]
+    constants = {
+        "zero": np.array(0, np.float32), "alt": np.full([4, 4], -0.5, np.float32),
+        "two": np.array(2, np.float32), "axis": np.array(1, np.int64),
+    }  # fmt: skip
+    return _model("misc", nodes, {"x": (T.FLOAT, [4, 4])}, ["y", "pos"], constants)
+
+
 SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
     fn.__name__: fn
     for fn in (
         cnn, pools, matmul, float_arith, int_arith, int_division, nonfinite, shape_ops,
-        shape_ops2, reduce, resize, cast, layernorm, depthwise,
+        shape_ops2, reduce, resize, cast, layernorm, depthwise, generators, attention, misc,
     )
 }  # fmt: skip
 

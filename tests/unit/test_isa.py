@@ -12,14 +12,14 @@ from __future__ import annotations
 import copy
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from c_program import assert_matches_reference, build_and_run, float_feeds, sanitized
 
 import xgen
-from xgen import passes, reference
+from xgen import passes
 from xgen.codegen import lower_gemm
 from xgen.codegen.cc import find_compiler
 from xgen.codegen.emit import generate
@@ -104,13 +104,7 @@ def big_conv(
 
 
 def feeds(g: Graph) -> dict[str, np.ndarray]:
-    return {v.name: RNG.uniform(-1, 1, v.shape).astype(np.float32) for v in g.inputs}
-
-
-def assert_matches_reference(g: Graph, inputs: dict, outputs: dict[str, np.ndarray]) -> None:
-    for name, want in reference.run(g, inputs).items():
-        scale = max(1.0, float(np.abs(want).max()))  # float32 sums of many terms
-        np.testing.assert_allclose(outputs[name], want, rtol=2e-5, atol=2e-5 * scale, err_msg=name)
+    return float_feeds(g, RNG)
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 instruction sets")
@@ -128,90 +122,22 @@ def test_x86_paths(march: str, monkeypatch) -> None:
 CROSS = "aarch64-linux-gnu-gcc"
 QEMU = "qemu-aarch64"
 
-HARNESS = """
-#include <stdio.h>
-#include <stdlib.h>
 
-int xgen_run(void *const *inputs, void *const *outputs, const char *weights, char *arena);
-long xgen_arena_bytes(void);
-long xgen_weights_bytes(void);
-
-/* Reads n bytes of a file into 64-byte aligned memory. */
-static char *load(const char *path, long n) {
-    char *p = aligned_alloc(64, (size_t)(n + 63) / 64 * 64 + 64);
-    FILE *f = fopen(path, "rb");
-    if (!f || (n && fread(p, 1, (size_t)n, f) != (size_t)n)) exit(2);
-    fclose(f);
-    return p;
-}
-
-int main(void) {
-    static const long in_bytes[] = {IN_BYTES}, out_bytes[] = {OUT_BYTES};
-    enum { N_IN = sizeof in_bytes / sizeof in_bytes[0] };
-    enum { N_OUT = sizeof out_bytes / sizeof out_bytes[0] };
-    void *inputs[N_IN], *outputs[N_OUT];
-    char name[32];
-    for (unsigned i = 0; i < N_IN; i++) {
-        snprintf(name, sizeof name, "in%u.bin", i);
-        inputs[i] = load(name, in_bytes[i]);
-    }
-    for (unsigned i = 0; i < N_OUT; i++)
-        outputs[i] = aligned_alloc(64, (size_t)(out_bytes[i] + 63) / 64 * 64);
-    char *weights = load("weights.bin", xgen_weights_bytes());
-    char *arena = aligned_alloc(64, (size_t)(xgen_arena_bytes() + 63) / 64 * 64 + 64);
-    if (xgen_run(inputs, outputs, weights, arena) != 0) return 3;
-    for (unsigned i = 0; i < N_OUT; i++) {
-        snprintf(name, sizeof name, "out%u.bin", i);
-        FILE *f = fopen(name, "wb");
-        fwrite(outputs[i], 1, (size_t)out_bytes[i], f);
-        fclose(f);
-        free(outputs[i]);
-    }
-    for (unsigned i = 0; i < N_IN; i++) free(inputs[i]);
-    free(weights);
-    free(arena);
-    return 0;
-}
-"""
-
-
-def build_and_run(
-    directory: Path, compiler: list[str], runner: list[str], g: Graph | None = None
-) -> None:
-    """A model (by default model()) as a C program (model.c + the harness): compiled with
-    `compiler` (plus the sources), run with `runner`; the outputs must match the numpy
+def run_c(directory: Path, compiler: list[str], runner: list[str], g: Graph | None = None) -> None:
+    """g (by default model()) as a C program of its own (tests/c_program.py), against the
     reference."""
     g = g or model()
-    inputs = feeds(g)
-    generated = generate(passes.optimize(copy.deepcopy(g)))
-    (directory / "model.c").write_text(generated.source)
-    (directory / "weights.bin").write_bytes(generated.weights)
-    harness = HARNESS.replace("IN_BYTES", ", ".join(str(s.nbytes) for s in generated.inputs))
-    harness = harness.replace("OUT_BYTES", ", ".join(str(s.nbytes) for s in generated.outputs))
-    (directory / "main.c").write_text(harness)
-    for i, spec in enumerate(generated.inputs):
-        inputs[spec.name].tofile(directory / f"in{i}.bin")
-    build = [*compiler, "-O2", "-fno-math-errno", "-ffp-contract=fast", "model.c", "main.c"]
-    subprocess.run([*build, "-o", "model", "-lm"], cwd=directory, check=True, capture_output=True)
-    run = subprocess.run(
-        [*runner, "./model"], cwd=directory, capture_output=True, env={"OMP_NUM_THREADS": "2"}
-    )
-    assert run.returncode == 0, run.stderr
-    outputs = {
-        spec.name: np.fromfile(directory / f"out{i}.bin", np.float32).reshape(spec.shape)
-        for i, spec in enumerate(generated.outputs)
-    }
-    assert_matches_reference(g, inputs, outputs)
+    build_and_run(directory, compiler, runner, g, feeds(g))
 
 
 @pytest.mark.skipif(not (shutil.which(CROSS) and shutil.which(QEMU)), reason=f"needs {CROSS}")
 def test_neon_path_runs_a_model_under_qemu(tmp_path: Path) -> None:
-    build_and_run(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU])
+    run_c(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU])
 
 
 def test_the_c_runs_without_openmp(tmp_path: Path) -> None:
     """A device without OpenMP builds the same C: one thread, the pragmas ignored."""
-    build_and_run(tmp_path, [find_compiler().path, "-march=native"], [])
+    run_c(tmp_path, [find_compiler().path, "-march=native"], [])
 
 
 @pytest.mark.parametrize(
@@ -229,14 +155,13 @@ def test_the_c_stays_in_its_buffers(
     if zeros:  # the sparse kernel, with a pattern (4 taps) or a weight (1) an entry
         assert f".taps = {4 if zeros == 'pattern' else 1}" in source
     assert ("xg_winograd_conv_nhwc(" in source.split("xgen_run")[-1]) == (cout == 72)
-    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
-    build_and_run(tmp_path, compiler, [], g)
+    run_c(tmp_path, sanitized(), [], g)
 
 
 @pytest.mark.skipif(not (shutil.which(CROSS) and shutil.which(QEMU)), reason=f"needs {CROSS}")
 def test_neon_path_runs_the_sparse_kernel_under_qemu(tmp_path: Path) -> None:
     g = big_conv(3, 40, weight_is_input=False, zeros="pattern")
-    build_and_run(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU], g)
+    run_c(tmp_path, [CROSS, "-march=armv8-a", "-fopenmp", "-static"], [QEMU], g)
 
 
 @pytest.mark.parametrize("buffer_floats", [1, 1 << 17])  # bands of 1 row, and of 8
@@ -258,8 +183,7 @@ def test_the_fused_expansion_stays_in_its_buffers(
     g.outputs = list(g.add_node(Op.CONV, [h, dw], depthwise))
     source = generate(passes.optimize(copy.deepcopy(g))).source
     assert "xg_expand_depthwise_nhwc(" in source.split("xgen_run")[-1]
-    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
-    build_and_run(tmp_path, compiler, [], g)
+    run_c(tmp_path, sanitized(), [], g)
 
 
 def test_the_fused_attention_stays_in_its_buffers(tmp_path: Path) -> None:
@@ -274,8 +198,7 @@ def test_the_fused_attention_stays_in_its_buffers(tmp_path: Path) -> None:
     g.outputs = list(g.add_node(Op.TRANSPOSE, [y], O.TransposeAttrs((0, 2, 1, 3))))
     source = generate(passes.optimize(copy.deepcopy(g))).source
     assert "xg_attention(" in source.split("xgen_run")[-1]
-    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
-    build_and_run(tmp_path, compiler, [], g)
+    run_c(tmp_path, sanitized(), [], g)
 
 
 def test_attention_over_key_parts_stays_in_its_buffers(tmp_path: Path) -> None:
@@ -293,5 +216,4 @@ def test_attention_over_key_parts_stays_in_its_buffers(tmp_path: Path) -> None:
     optimized = passes.optimize(copy.deepcopy(g))
     ((attention,),) = [[n for n in optimized.nodes]]
     assert attention.op is Op.ATTENTION and attention.attrs.k_parts == attention.attrs.v_parts == 2
-    compiler = [find_compiler().path, "-march=native", "-fopenmp", "-fsanitize=address", "-g"]
-    build_and_run(tmp_path, compiler, [], g)
+    run_c(tmp_path, sanitized(), [], g)

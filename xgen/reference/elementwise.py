@@ -132,8 +132,15 @@ def _div(a: Array, b: Array) -> Array:
 
 
 def _pow(a: Array, b: Array) -> Array:
-    # In float64 for every dtype (onnxruntime uses std::pow); evaluate casts back.
-    return np.power(a.astype(np.float64), b.astype(np.float64))
+    """Floats in float64 (onnxruntime uses std::pow; evaluate casts back). Integers by repeated
+    multiplication, wrapping as the other integer products (onnxruntime's cast of a double out
+    of range is undefined); a negative exponent truncates the real result: 0 unless |a| is 1."""
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        return np.power(a.astype(np.float64), b.astype(np.float64))
+    b = b.astype(np.int64)
+    power = np.power(a, np.maximum(b, 0))
+    negative = np.where(a == 1, 1, np.where(a == -1, 1 - 2 * (b & 1), 0))
+    return np.where(b < 0, negative, power)
 
 
 _BINARY: dict[Op, Callable[[Array, Array], Array]] = {

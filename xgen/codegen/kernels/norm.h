@@ -85,8 +85,10 @@ static void xg_softmax(const float *x, float *y, long outer, long n, long inner,
 XG_INLINE double xg_sum_dev(const float *x, long n, double shift, int power)
 {
     double lane[XG_LANES] = {0};
-    long i = 0;
-    for (; i + XG_LANES <= n; i += XG_LANES)
+    /* The tail starts at a bound of its own: continuing the lanes' index made gcc warn that
+     * "iteration 2^62 - 1 invokes undefined behavior" where n is a literal multiple of them. */
+    long whole = n - n % XG_LANES;
+    for (long i = 0; i < whole; i += XG_LANES)
 #pragma omp simd
         for (int l = 0; l < XG_LANES; l++) {
             double d = (double)x[i + l] - shift;
@@ -94,7 +96,7 @@ XG_INLINE double xg_sum_dev(const float *x, long n, double shift, int power)
         }
     double s = 0.0;
     for (int l = 0; l < XG_LANES; l++) s += lane[l];
-    for (; i < n; i++) {
+    for (long i = whole; i < n; i++) {
         double d = (double)x[i] - shift;
         s += power == 2 ? d * d : d;
     }

@@ -19,8 +19,8 @@
 
 #define XG_SUM(a, v) ((a) + (v))
 #define XG_PROD(a, v) ((a) * (v))
-#define XG_TAKE_MAX(a, v) ((v) > (a) || (v) != (v) ? (v) : (a)) /* a NaN accumulator stays */
-#define XG_TAKE_MIN(a, v) ((v) < (a) || (v) != (v) ? (v) : (a))
+#define XG_TAKE_MAX(a, v) (((v) > (a)) | ((v) != (v)) ? (v) : (a)) /* a NaN accumulator stays */
+#define XG_TAKE_MIN(a, v) (((v) < (a)) | ((v) != (v)) ? (v) : (a))
 
 /* y = FINISH(TY, acc, div): div is the element count for a mean's last pass, else 1. Integer
  * means divide the signed total, truncating toward zero as onnxruntime does. */
@@ -38,11 +38,13 @@
             if (inner == 1) {                                                                   \
                 ACC lanes[16];                                                                  \
                 for (int l = 0; l < 16; l++) lanes[l] = INIT;                                   \
-                long r = 0;                                                                     \
-                for (; r + 16 <= n; r += 16)                                                    \
+                /* The tail starts at a bound of its own: continuing the blocks' index made */  \
+                /* gcc warn that "iteration 2^62 - 1 invokes undefined behavior". */            \
+                long whole = n - n % 16;                                                        \
+                for (long r = 0; r < whole; r += 16)                                            \
                     _Pragma("omp simd") /* else the lanes unroll to scalar max/min */           \
                     for (int l = 0; l < 16; l++) lanes[l] = COMBINE(lanes[l], (ACC)xo[r + l]);  \
-                for (; r < n; r++) lanes[0] = COMBINE(lanes[0], (ACC)xo[r]);                    \
+                for (long r = whole; r < n; r++) lanes[0] = COMBINE(lanes[0], (ACC)xo[r]);      \
                 ACC acc = lanes[0];                                                             \
                 for (int l = 1; l < 16; l++) acc = COMBINE(acc, lanes[l]);                      \
                 y[o] = FINISH(TY, acc, div);                                                    \

@@ -34,7 +34,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="xgen-fuzz-cache-") as tmp:
         report = run(args.seed, args.cases, args.first, args.workers, args.timeout, args.out,
                      args.cache or Path(tmp), on_case=show)  # fmt: skip
-    print(report.summary().split("\nFAIL")[0])
+    print(report.totals())
     if args.out and report.failures:
         print(f"reproducers in {args.out}")
     return 1 if report.failures else 0

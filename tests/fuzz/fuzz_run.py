@@ -20,10 +20,14 @@ class Report:
     failures: list[tuple[Case, Outcome]] = field(default_factory=list)
     seconds: float = 0.0
 
+    def totals(self) -> str:
+        """How many cases, how long, and how many in each category."""
+        lines = [f"{sum(self.counts.values())} cases in {self.seconds:.0f} s"]
+        return "\n".join(lines + [f"  {c}: {self.counts[c]}" for c in CATEGORIES])
+
     def summary(self) -> str:
-        total = sum(self.counts.values())
-        lines = [f"{total} cases in {self.seconds:.0f} s"]
-        lines += [f"  {category}: {self.counts[category]}" for category in CATEGORIES]
+        """The totals, then each failing case: (seed, index), category, mutations and message."""
+        lines = [self.totals()]
         for case, outcome in self.failures:
             first = outcome.message.splitlines()[0] if outcome.message else ""
             lines.append(f"FAIL {outcome.category} {case.label}\n    {first[:300]}")

@@ -391,7 +391,8 @@ def lower_gemm(ctx: KernelContext, node: Node) -> str:
     inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
     c = inputs[2] if len(inputs) == 3 and attrs.beta != 0.0 else None
     bias = _bias_vector(ctx, c, attrs.beta, m, n) if c is not None else None
-    if b.data is not None and not attrs.trans_a and (c is None or "col_bias" in (bias or {})):
+    # (k = 0, an empty sum, has no rows to tile as a convolution: xg_sgemm handles it)
+    if b.data is not None and k and not attrs.trans_a and (c is None or "col_bias" in (bias or {})):
         weight = b.data if attrs.trans_b else b.data.T  # [n, k]
         epilogue = epilogue_arg(ctx, node, **(bias or {}))
         return _linear_call(ctx, node, a, np.float32(attrs.alpha) * weight, y, epilogue)
@@ -491,7 +492,7 @@ def lower_matmul(ctx: KernelContext, node: Node) -> str:
     if prod(b_batch) == 1 and not transposed:
         # One GEMM: A's batch dims fold into its rows (the usual x @ W of a linear layer).
         rows = prod(a_batch) * m
-        if b.data is not None:
+        if b.data is not None and k:  # (k = 0: see lower_gemm)
             return _linear_call(ctx, node, a, b.data.reshape(k, n).T, y, "NULL")
         return _gemm_call(ctx, node, (rows, n, k), a, (k, 1), b, (n, 1), ctx.ptr(y))
     batch = broadcast_shapes(a_batch, b_batch)

@@ -306,8 +306,8 @@ def _gemm(node: Node) -> list[TensorType]:
         raise ShapeError(f"Gemm takes two 2-D inputs, got {a} and {b}")
     m, k = (a[1], a[0]) if node.attrs.trans_a else a
     k2, n = (b[1], b[0]) if node.attrs.trans_b else b
-    if k != k2 or k < 1:
-        raise ShapeError(f"Gemm inner dims of {a} and {b} must be equal and >= 1")
+    if k != k2:
+        raise ShapeError(f"Gemm inner dims differ: {a} and {b}")
     inputs, _ = O.split_epilogue_inputs(node.inputs, node.attrs)
     if len(inputs) == 3 and broadcast_shapes(inputs[2].shape, (m, n)) != (m, n):
         raise ShapeError(f"C {inputs[2].shape} does not broadcast to the output {(m, n)}")
@@ -318,8 +318,8 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
     """numpy.matmul's result shape (1-D operands are promoted, then the added dim removed)."""
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
-    if a2[-1] != b2[-2] or a2[-1] < 1:
-        raise ValueError(f"MatMul inner dims of {a} and {b} must be equal and >= 1")
+    if a2[-1] != b2[-2]:
+        raise ValueError(f"MatMul inner dims differ: {a} and {b}")
     batch = broadcast_shapes(a2[:-2], b2[:-2])
     out = (*batch, a2[-2], b2[-1])
     if len(a) == 1:

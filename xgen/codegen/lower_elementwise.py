@@ -61,6 +61,8 @@ _INT_UNARY: dict[Op, str] = {  # {s}: the dtype's suffix of elementwise.h's help
     Op.ABS: "x < 0 ? xg_neg_{s}(x) : x",
     Op.SIGN: "(x > 0) - (x < 0)",
 }
+# An unsigned x is never negative (and `x < 0` would warn: -Wtype-limits).
+_UNSIGNED_UNARY: dict[Op, str] = {Op.RELU: "x", Op.ABS: "x", Op.SIGN: "x != 0"}
 
 
 def _unary_expr(node: Node) -> tuple[str, int]:
@@ -85,6 +87,8 @@ def _unary_expr(node: Node) -> tuple[str, int]:
             return f"x < 0.0f ? {c_float(a.alpha)} * x : x", 1
         if op is Op.ELU:
             return f"x < 0.0f ? {c_float(a.alpha)} * expm1f(x) : x", TRANSCENDENTAL
+    elif dtype is DType.UINT8 and op in _UNSIGNED_UNARY:
+        return _UNSIGNED_UNARY[op], 1
     elif op in _INT_UNARY:
         return _INT_UNARY[op].format(s=_INT_SUFFIX[dtype]), 1
     raise unsupported(node, f"no C lowering for {dtype.value} inputs")

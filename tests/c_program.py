@@ -66,12 +66,10 @@ int main(void) {
 """
 
 
-def sanitized(undefined: bool = False) -> list[str]:
-    """The host compiler under AddressSanitizer and, with undefined, UBSan too; any report
-    stops the program."""
-    checks = "address,undefined" if undefined else "address"
-    flags = ["-march=native", "-fopenmp", "-g", f"-fsanitize={checks}", "-fno-sanitize-recover=all"]
-    return [find_compiler().path, *flags]
+def sanitized() -> list[str]:
+    """The host compiler under AddressSanitizer and UBSan; any report stops the program."""
+    flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    return [find_compiler().path, "-march=native", "-fopenmp", "-g", *flags]
 
 
 def float_feeds(g: Graph, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -223,4 +223,4 @@ def test_clean_c(build, tmp_path: Path) -> None:
     compile_only = [find_compiler().path, *WARNINGS, "-c", "warnings.c", "-o", "warnings.o"]
     result = subprocess.run(compile_only, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
-    build_and_run(tmp_path, sanitized(undefined=True), [], graph, feeds(model))
+    build_and_run(tmp_path, sanitized(), [], graph, feeds(model))

@@ -148,8 +148,8 @@ def test_the_c_runs_without_openmp(tmp_path: Path) -> None:
 def test_the_c_stays_in_its_buffers(
     size: int, channels: int, weight_is_input: bool, zeros: str, cout: int, tmp_path: Path
 ) -> None:
-    """Under AddressSanitizer the harness's arena is xgen_arena_bytes (+64): a kernel writing
-    past the scratch its lowering reserved stops the program."""
+    """Under AddressSanitizer (and UBSan) the harness's arena is xgen_arena_bytes (+64): a
+    kernel writing past the scratch its lowering reserved stops the program."""
     g = big_conv(size, channels, weight_is_input, zeros, cout)
     source = generate(passes.optimize(copy.deepcopy(g))).source
     if zeros:  # the sparse kernel, with a pattern (4 taps) or a weight (1) an entry
@@ -169,7 +169,7 @@ def test_the_fused_expansion_stays_in_its_buffers(
     buffer_floats: int, tmp_path: Path, monkeypatch
 ) -> None:
     """A 1x1 expansion fused into a stride-2 depthwise conv (expand_depthwise.h) under
-    AddressSanitizer: its per-thread band buffers hold exactly the rows a band reads."""
+    AddressSanitizer and UBSan: its per-thread band buffers hold exactly the rows a band reads."""
     monkeypatch.setattr(expand_depthwise, "MIN_EXPANDED_BYTES", 0)
     monkeypatch.setattr(lower_gemm, "EXPAND_BUFFER_FLOATS", buffer_floats)
     g = Graph()
@@ -187,8 +187,8 @@ def test_the_fused_expansion_stays_in_its_buffers(
 
 
 def test_the_fused_attention_stays_in_its_buffers(tmp_path: Path) -> None:
-    """Attention (attention.h) under AddressSanitizer, keys and head dims that end mid vector:
-    each thread's scratch slice holds exactly its packed K and V and a block's rows."""
+    """Attention (attention.h) under AddressSanitizer and UBSan, keys and head dims that end
+    mid vector: each thread's scratch slice holds exactly its packed K and V and a block's rows."""
     g = Graph()
     q = g.add_input("q", DType.FLOAT32, (2, 37, 3, 24))  # [batch, query, head, feature]
     kv = g.add_input("kv", DType.FLOAT32, (2, 3, 24, 53))  # K^T: [batch, head, feature, key]
@@ -203,7 +203,7 @@ def test_the_fused_attention_stays_in_its_buffers(tmp_path: Path) -> None:
 
 def test_attention_over_key_parts_stays_in_its_buffers(tmp_path: Path) -> None:
     """Attention whose K and V are Concats along the keys (a cache of 20 and 3 new keys, 23
-    ending mid panel), read in place as parts, under AddressSanitizer."""
+    ending mid panel), read in place as parts, under AddressSanitizer and UBSan."""
     g = Graph()
     q = g.add_input("q", DType.FLOAT32, (1, 3, 2, 16))  # [batch, head, query, feature]
     joined = []

@@ -84,6 +84,11 @@ BAD: dict[str, tuple] = {
         "Conv", {}, {"pads": [1] * 4}, {"x": np.ones((1, 3, 0, 8), np.float32), **W},
         "input spatial dims",
     ),
+    "conv_no_input_channels": (  # the code generator's weight packing crashed on it
+        "Conv", {}, {}, {"x": np.ones((1, 0, 5, 5), np.float32),
+                         "w": np.ones((2, 0, 3, 3), np.float32)},
+        "weight (2, 0, 3, 3) has no input channels",
+    ),
     "conv_transpose_output_padding": (
         "ConvTranspose", X, {"strides": [2, 2], "output_padding": [5, 5]}, WT,
         "output_padding (5, 5) must be >= 0 and less than the stride",

@@ -259,6 +259,8 @@ def _conv(node: Node) -> list[TensorType]:
         raise ShapeError(
             f"input {x}{layout} and weight {w} do not fit a convolution with group={a.group}"
         )
+    if w[1] < 1:  # a sum over no input channels: the kernels' weight packing needs one
+        raise ShapeError(f"weight {w} has no input channels")
     inputs, _ = O.split_epilogue_inputs(node.inputs, a)
     _check_group(a.group, w[1] * a.group, w[0], inputs[2] if len(inputs) > 2 else None)
     _check_window(a, split_layout(x, a.channels_last)[2], w[2:])

@@ -15,9 +15,11 @@ import onnx
 from fuzz_corpus import seed_models
 from onnx import AttributeProto, TensorProto
 
-# Strings a model file can carry into generated C, a shell or a log (issue 15, item 1).
+# Strings a model file can carry into generated C, a shell or a log (issue 15, item 1). Injected
+# code that runs calls abort(): the worker dies by SIGABRT, a crash the harness reports.
+INJECTION = "mm */ + 0 * (abort(), 1) /*"
 HOSTILE_NAMES = [
-    'mm */ + 0 * system("touch /tmp/PWNED") /*',
+    INJECTION,
     "n\n#error X",
     "n\n#include </etc/passwd>\n",
     'q"uote',
@@ -321,6 +323,15 @@ def rename(rng: random.Random, model: onnx.ModelProto) -> str:
     return f"metadata {shown}"
 
 
+def hostile_names(rng: random.Random, model: onnx.ModelProto) -> str:
+    """A hostile name for every node (the injection for half of them) and the graph: the names
+    xgen writes into C comments."""
+    for node in model.graph.node:
+        node.name = rng.choice([INJECTION, rng.choice(HOSTILE_NAMES)])
+    model.graph.name = rng.choice(HOSTILE_NAMES)
+    return "hostile names on every node"
+
+
 def duplicate_io(rng: random.Random, model: onnx.ModelProto) -> str:
     g = model.graph
     if rng.random() < 0.5 and g.input:
@@ -358,7 +369,8 @@ def change_op_type(rng: random.Random, model: onnx.ModelProto) -> str:
 STRUCTURAL: list[Callable[[random.Random, onnx.ModelProto], str]] = [
     drop_node, duplicate_node, swap_nodes, rewire_input, rewire_output,
     change_attribute, change_attribute, change_attribute, change_dims, change_dims,
-    change_elem_type, change_initializer, change_initializer, rename, rename, duplicate_io,
+    change_elem_type, change_initializer, change_initializer, rename, rename, hostile_names,
+    duplicate_io,
     change_opset, change_op_type,
 ]  # fmt: skip
 

@@ -89,6 +89,19 @@ CASES = {
         model([relu_to("y", "z")], outputs=[Y, Z]),
         "node 'relu' (Relu) names 2 outputs, Relu has 1 here (extra: 'z')",
     ),
+    # inputs the op requires, or more than it takes (converters index them)
+    "input-omitted": (
+        model([helper.make_node("Gemm", ["x", ""], ["y"], name="fc")]),
+        "node 'fc' (Gemm) lacks input 1 (B), which Gemm requires",
+    ),
+    "too-few-inputs": (
+        model([helper.make_node("Concat", [], ["y"], name="cat", axis=0)]),
+        "node 'cat' (Concat) has 0 inputs, Concat takes at least 1",
+    ),
+    "too-many-inputs": (
+        model([helper.make_node("Relu", ["x", "x"], ["y"], name="relu")]),
+        "node 'relu' (Relu) has 2 inputs, Relu takes at most 1",
+    ),
     # attributes of a type the ONNX schema does not declare
     "axis-ints": (softmax(axis=[1]), "node 'sm' (Softmax): attribute 'axis' is INTS, Softmax "
                   "expects INT"),  # fmt: skip

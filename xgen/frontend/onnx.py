@@ -323,16 +323,28 @@ def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
 
 
 @functools.cache
-def _declared_attr_types(op_type: str, opset: int) -> dict[str, int]:
-    """Attribute name -> AttributeProto type, from the ONNX schema of the op at this opset."""
-    try:
-        schema = onnx.defs.get_schema(op_type, opset)
-    except onnx.defs.SchemaError:  # an op newer than the model's opset: its latest schema
+def _schema(op_type: str, opset: int) -> onnx.defs.OpSchema | None:
+    """The op's ONNX schema at this opset (its latest for an op newer than the model's opset)."""
+    for args in ((op_type, opset), (op_type,)):
         try:
-            schema = onnx.defs.get_schema(op_type)
+            return onnx.defs.get_schema(*args)
         except onnx.defs.SchemaError:
-            return {}
-    return {name: int(a.type) for name, a in schema.attributes.items()}
+            pass
+    return None
+
+
+def _check_arity(proto: onnx.NodeProto, schema: onnx.defs.OpSchema, where: str) -> None:
+    """Every input the op requires is given, and no more than it takes: converters index them."""
+    count, low, high = len(proto.input), schema.min_input, schema.max_input
+    if not low <= count <= high:
+        bound = f"at most {high}" if count > high else f"at least {low}"
+        raise ModelLoadError(f"{where} has {count} inputs, {proto.op_type} takes {bound}")
+    required = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, formal in enumerate(schema.inputs):
+        if formal.option == required and not proto.input[i]:
+            raise ModelLoadError(
+                f"{where} lacks input {i} ({formal.name}), which {proto.op_type} requires"
+            )
 
 
 def _attr_type_name(attr_type: int) -> str:
@@ -342,10 +354,12 @@ def _attr_type_name(attr_type: int) -> str:
         return str(attr_type)
 
 
-def _decode_attrs(node: onnx.NodeProto, opset: int, where: str) -> dict[str, Any]:
+def _decode_attrs(
+    node: onnx.NodeProto, schema: onnx.defs.OpSchema | None, where: str
+) -> dict[str, Any]:
     """Attribute values by name, each of the type the ONNX schema declares: the converters may
     then call int(), float() or iterate on them without checking. where names the node."""
-    declared = _declared_attr_types(node.op_type, opset)
+    declared = {name: int(a.type) for name, a in schema.attributes.items()} if schema else {}
     attrs = {}
     for a in node.attribute:
         expected = declared.get(a.name, a.type)
@@ -426,14 +440,17 @@ def _convert_node(ctx: ImportContext, proto: onnx.NodeProto) -> None:
     convert = CONVERTERS.get(proto.op_type)
     if convert is None:
         raise UnsupportedOpError(proto.op_type, label, supported_ops())
+    where = f"node {label!r} ({proto.op_type})"
+    schema = _schema(proto.op_type, ctx.opset)
+    if schema is not None:
+        _check_arity(proto, schema, where)
     inputs = []
     for name in proto.input:
         if name and name not in ctx.values:
             raise ModelLoadError(f"node {label!r} reads {name!r}, which no earlier node produces")
         inputs.append(ctx.values[name] if name else None)
-    where = f"node {label!r} ({proto.op_type})"
     try:
-        outputs = convert(ctx, OnnxNode(proto, inputs, _decode_attrs(proto, ctx.opset, where)))
+        outputs = convert(ctx, OnnxNode(proto, inputs, _decode_attrs(proto, schema, where)))
     except ShapeError as e:
         if e.node is not None:  # shape inference named the node already
             raise

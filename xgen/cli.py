@@ -36,10 +36,10 @@ def non_negative_int(text: str) -> int:
 
 def _int_at_least(text: str, low: int) -> int:
     try:
-        value = int(text)
+        value: int | None = int(text)
     except ValueError:
-        value = low - 1
-    if value < low:
+        value = None
+    if value is None or value < low:
         raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
     return value
 

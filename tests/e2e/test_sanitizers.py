@@ -119,8 +119,8 @@ def transformer_model() -> onnx.ModelProto:
 def misc_model() -> onnx.ModelProto:
     """Pooling (ceil mode, padding, dilation), reductions, ArgMax, Resize (linear, cubic,
     nearest), InstanceNorm, BatchNorm, data movement (Pad, Slice, Concat, Split, Gather,
-    GatherND, Tile, Expand, Transpose) and integer arithmetic at the edges of int32, int64 and
-    uint8."""
+    GatherND, Tile, Expand, Transpose), integer arithmetic at the edges of int32, int64 and
+    uint8, and casts of NaN, infinities and huge floats to integers."""
     b = Builder()
     pools = [
         b("MaxPool", X, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 1], ceil_mode=1),
@@ -168,26 +168,31 @@ def misc_model() -> onnx.ModelProto:
     longs += [b("Mul", "l", "l"), b("Cast", "l", to=TensorProto.INT8)]
     divisors = b.const(np.array([1, 2, 255, 3], np.uint8))
     bytes_ = [b("Abs", "u"), b("Sign", "u"), b("Mod", "u", divisors), b("Div", "u", divisors)]
+    casts = [b("Cast", "f", to=to) for to in (TensorProto.INT32, TensorProto.INT64,
+                                              TensorProto.INT8, TensorProto.UINT8)]  # fmt: skip
     outputs = [*pools, *reductions, *resizes, *norms, moved, joined, gathered, gathered_nd,
-               tiled, expanded, *ints, *longs, *bytes_]  # fmt: skip
+               tiled, expanded, *ints, *longs, *bytes_, *casts]  # fmt: skip
     inputs = {
         X: (F32, [2, 5, 11, 7]),
         "a": (TensorProto.INT32, [6]),
         "i": (TensorProto.INT32, [6]),
         "l": (TensorProto.INT64, [5]),
         "u": (TensorProto.UINT8, [4]),
+        "f": (F32, [8]),
     }
     return b.model(inputs, outputs)
 
 
 def feeds(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Floats in [-1, 1]; integers at the edges: the lowest value by -1, overflowing sums."""
+    """Floats in [-1, 1]; integers at the edges (the lowest value by -1, overflowing sums), and
+    floats that no integer type holds, to cast."""
     i32, i64 = np.iinfo(np.int32), np.iinfo(np.int64)
     edges = {
         "a": np.array([i32.min, i32.max, i32.min, -7, 7, 3], np.int32),
         "i": np.array([-1, 2, i32.min, 2, -2, i32.max], np.int32),
         "l": np.array([i64.min, i64.max, -5, i64.min + 1, 9], np.int64),
         "u": np.array([0, 255, 7, 200], np.uint8),
+        "f": np.array([np.nan, np.inf, -np.inf, 3e9, -1e19, 300.5, -2.5, 255.9], np.float32),
     }
     result = {}
     for value in model.graph.input:

@@ -97,9 +97,10 @@ def _unary_expr(node: Node) -> tuple[str, int]:
 def _cast_expr(src: DType, dst: DType) -> str:
     if dst is DType.BOOL:
         return "x != 0"
-    if src.is_float and dst in (DType.INT8, DType.UINT8):
-        # C leaves float -> narrow int undefined out of range; numpy goes through int64 (wraps).
-        return f"({dst.c_type})(int64_t)x"
+    if src.is_float and dst is DType.INT32:
+        return "xg_float_to_i32(x)"  # NaN and out of range defined (elementwise.h)
+    if src.is_float and not dst.is_float:  # int8 and uint8 wrap from int64, as numpy's
+        return f"({dst.c_type})xg_float_to_i64(x)"
     return f"({dst.c_type})x"
 
 

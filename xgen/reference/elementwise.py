@@ -114,7 +114,19 @@ def _clip(node: Node, arrays: list[Array]) -> list[Array]:
 @kernel(Op.CAST)
 def _cast(node: Node, arrays: list[Array]) -> list[Array]:
     # float -> int truncates toward zero, anything -> bool is "!= 0", as C and onnxruntime do
-    return [arrays[0].astype(node.attrs.to.numpy)]
+    x, to = arrays[0], np.dtype(node.attrs.to.numpy)
+    if x.dtype.kind == "f" and to.kind in "iu":
+        return [_float_to_int(x, to)]
+    return [x.astype(to)]
+
+
+def _float_to_int(x: Array, to: np.dtype) -> Array:
+    """NaN and values out of range give the lowest int32 (for int32) or int64 (int64, and int8
+    and uint8, which wrap from it), as x86's conversion does; the C defines the same."""
+    via = np.int32 if to == np.int32 else np.int64
+    low = np.iinfo(via).min
+    inside = (x >= low) & (x < -float(low))
+    return np.where(inside, np.where(inside, x, 0).astype(via), low).astype(via).astype(to)
 
 
 # ---- binary ------------------------------------------------------------------------------------

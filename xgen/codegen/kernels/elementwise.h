@@ -104,6 +104,16 @@ XG_INLINE float xg_pymodf(float a, float b) {
     return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r;
 }
 
+/* float -> integer truncates toward zero. C leaves NaN and values out of the type's range
+ * undefined: they give its lowest value, as x86's conversion does (and so numpy's and
+ * onnxruntime's there). Casts to int8 and uint8 take the low bits of xg_float_to_i64. */
+XG_INLINE int32_t xg_float_to_i32(float x) {
+    return x >= -2147483648.0f && x < 2147483648.0f ? (int32_t)x : INT32_MIN;
+}
+XG_INLINE int64_t xg_float_to_i64(float x) {
+    return x >= -9223372036854775808.0f && x < 9223372036854775808.0f ? (int64_t)x : INT64_MIN;
+}
+
 /* x < 0 for T signed or not: `x < 0` on an unsigned T would warn (-Wtype-limits). */
 #define XG_NEGATIVE(T, U, x) ((T)-1 < 0 && ((U)(x) >> (8 * sizeof(T) - 1)))
 

@@ -139,7 +139,8 @@ XG_INLINE int64_t xg_float_to_i64(float x) {
     }                                                                                          \
     /* a ** b by squaring; negative exponents give 0 (|a| > 1), like integer truncation. */  \
     XG_INLINE T xg_pow_##S(T a, T b) {                                                         \
-        if (XG_NEGATIVE(T, U, b)) return a == 1 ? 1 : (a == (T)-1 ? ((b & 1) ? (T)-1 : 1) : 0);   \
+        if (XG_NEGATIVE(T, U, b))                                                              \
+            return a == 1 ? 1 : (a == (T)-1 ? ((b & 1) ? (T)-1 : 1) : 0);                      \
         T r = 1;                                                                               \
         while (b) {                                                                            \
             if (b & 1) r = xg_mul_##S(r, a);                                                   \

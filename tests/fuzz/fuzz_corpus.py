@@ -321,11 +321,30 @@ def misc() -> onnx.ModelProto:
     return _model("misc", nodes, {"x": (T.FLOAT, [4, 4])}, ["y", "pos"], constants)
 
 
+def upsample() -> onnx.ModelProto:
+    """Decoder ops: ConvTranspose, InstanceNormalization, LeakyRelu, DepthToSpace, reflect Pad."""
+    w = _weights(8)
+    nodes = [
+        H.make_node("ConvTranspose", ["x", "w", "b"], ["ct"], strides=[2, 2], pads=[1, 1, 1, 1],
+                    output_padding=[1, 1], kernel_shape=[3, 3]),
+        H.make_node("InstanceNormalization", ["ct", "g", "beta"], ["n"], epsilon=1e-5),
+        H.make_node("LeakyRelu", ["n"], ["r"], alpha=0.1),
+        H.make_node("DepthToSpace", ["r"], ["d"], blocksize=2, mode="CRD"),
+        H.make_node("Pad", ["d", "pads"], ["y"], mode="reflect"),
+    ]  # fmt: skip
+    constants = {
+        "w": w(2, 4, 3, 3), "b": w(4), "g": w(4), "beta": w(4),
+        "pads": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64),
+    }  # fmt: skip
+    return _model("upsample", nodes, {"x": (T.FLOAT, [1, 2, 3, 3])}, ["y"], constants)
+
+
 SEEDS: dict[str, Callable[[], onnx.ModelProto]] = {
     fn.__name__: fn
     for fn in (
         cnn, pools, matmul, float_arith, int_arith, int_division, nonfinite, shape_ops,
         shape_ops2, reduce, resize, cast, layernorm, depthwise, generators, attention, misc,
+        upsample,
     )
 }  # fmt: skip
 

@@ -235,3 +235,10 @@ def test_mean_of_no_elements(dtype, expected: float) -> None:
     want = np.full(3, expected, dtype)
     assert_same(run_reference(model, x)[0], want, "reference")
     assert_same(run_compiled(model, x)[0], want, "compiled")
+
+
+@pytest.mark.parametrize("op_type", ["Erf", "Gelu"])
+def test_erf_of_a_scalar(op_type: str) -> None:
+    """A 0-d input (or constant, which import folds with the reference) works: the reference's
+    erf once returned a Python float for it."""
+    check_op(op_type, {"x": np.array(0.7, np.float32)}, opset=20)

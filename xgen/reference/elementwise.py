@@ -25,7 +25,7 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def erf(x: Array) -> Array:
-    return _erf(x).astype(np.float64)
+    return np.asarray(_erf(x), np.float64)  # a 0-d x gives a Python float
 
 
 def _sigmoid(x: Array) -> Array:

@@ -6,6 +6,7 @@ import functools
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ from fuzz_check import (
     TIMEOUT,
     UNCHECKED,
     WRONG,
+    Arrays,
+    Build,
+    Outcome,
     check,
     compare,
     compile_and_run,
@@ -33,7 +37,7 @@ MODEL = float_arith().SerializeToString()
 
 
 # Fake build steps (module level, so that the spawned workers can unpickle them by name).
-def _fake_build(data: bytes):
+def _fake_build(data: bytes) -> tuple[Arrays, Arrays]:
     if data == b"segv":
         os.kill(os.getpid(), signal.SIGSEGV)
     if data == b"value":
@@ -47,16 +51,18 @@ def _fake_build(data: bytes):
     return compile_and_run(data)
 
 
-def _wrong_build(data: bytes):
+def _wrong_build(data: bytes) -> tuple[Arrays, Arrays]:
     feeds, outputs = compile_and_run(data)
     return feeds, [(name, value + 1e-2) for name, value in outputs]
 
 
-def _always_value_error(data: bytes):
+def _always_value_error(data: bytes) -> tuple[Arrays, Arrays]:
     raise ValueError("raw")
 
 
-def _outcomes(payloads: list[bytes], build, cache, timeout: float = 30) -> dict[bytes, object]:
+def _outcomes(
+    payloads: list[bytes], build: Build, cache: Path, timeout: float = 30
+) -> dict[bytes, Outcome]:
     items = ((p, p) for p in payloads)
     check_with = functools.partial(check, build=build)
     env = {"XGEN_FUZZ_CACHE": str(cache)}

@@ -242,3 +242,11 @@ def test_erf_of_a_scalar(op_type: str) -> None:
     """A 0-d input (or constant, which import folds with the reference) works: the reference's
     erf once returned a Python float for it."""
     check_op(op_type, {"x": np.array(0.7, np.float32)}, opset=20)
+
+
+def test_int_mean_of_the_lowest_value() -> None:
+    """An integer mean truncates toward zero, also where the sum is the lowest int64 (whose
+    absolute value numpy's np.abs cannot hold)."""
+    low = np.iinfo(np.int64).min
+    x = np.array([[low, 0], [-7, 0], [7, 0]], np.int64)
+    check_op("ReduceMean", {"x": x}, {"keepdims": 0}, {"axes": np.array([1])}, opset=18)

@@ -132,7 +132,7 @@ def _float_to_int(x: Array, to: np.dtype) -> Array:
 # ---- binary ------------------------------------------------------------------------------------
 
 
-def _int_div(a: Array, b: Array) -> Array:
+def int_div(a: Array, b: Array) -> Array:
     """C integer division: truncate toward zero (numpy's // floors)."""
     quotient = np.floor_divide(a, b)
     inexact = (quotient * b != a) & ((a < 0) != (b < 0))
@@ -140,7 +140,7 @@ def _int_div(a: Array, b: Array) -> Array:
 
 
 def _div(a: Array, b: Array) -> Array:
-    return np.divide(a, b) if a.dtype.kind == "f" else _int_div(a, b)
+    return np.divide(a, b) if a.dtype.kind == "f" else int_div(a, b)
 
 
 def _pow(a: Array, b: Array) -> Array:

@@ -12,6 +12,7 @@ import numpy as np
 
 from xgen.ir import Node, Op
 from xgen.reference import kernel
+from xgen.reference.elementwise import int_div
 
 Array = np.ndarray
 
@@ -28,7 +29,7 @@ def _mean(x: Array, axis: tuple[int, ...], keepdims: bool) -> Array:
     if x.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             return total / count
-    return np.sign(total) * (np.abs(total) // max(count, 1))
+    return int_div(total, np.asarray(max(count, 1), total.dtype))
 
 
 def _bounds(dtype: np.dtype) -> tuple[Any, Any]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from fuzz_check import (
     CORRECT,
@@ -25,6 +26,7 @@ from fuzz_check import (
     compare,
     compile_and_run,
     judge,
+    largest_constant,
 )
 from fuzz_corpus import float_arith
 from fuzz_mutate import make_case
@@ -92,6 +94,24 @@ def test_onnxruntime_failing_leaves_the_case_unchecked():
     assert judge([accepted], "killed by SIGSEGV").category == UNCHECKED
     assert judge([accepted, ("ort_error", "InvalidGraph")], None).category == UNCHECKED
     assert judge([], "killed by SIGSEGV").category == CRASH  # no message yet: xgen's crash
+
+
+def test_huge_constants_leave_values_unchecked_but_not_shapes():
+    xgen_out = [("y", np.array([1.0, 2.0], np.float32))]
+    ok = ("xgen_ok", [], xgen_out)
+    other_values = ("ort_ok", [("y", np.array([1.0, 5.0], np.float32))])
+    other_shape = ("ort_ok", [("y", np.array([1.0], np.float32))])
+    assert judge([ok, ("largest_constant", 3.0), other_values], None).category == WRONG
+    assert judge([ok, ("largest_constant", 1e24), other_values], None).category == UNCHECKED
+    assert judge([ok, ("largest_constant", 1e24), other_shape], None).category == WRONG
+
+
+def test_largest_constant_reads_initializers_and_constant_nodes():
+    model = float_arith()
+    assert 1 < largest_constant(model.SerializeToString()) < 10
+    value = onnx.numpy_helper.from_array(np.array([-3e20, np.inf], np.float32))
+    model.graph.node.append(onnx.helper.make_node("Constant", [], ["c"], value=value))
+    assert largest_constant(model.SerializeToString()) == np.float32(3e20)
 
 
 def test_generated_c_rejected_by_the_compiler_is_a_failure():

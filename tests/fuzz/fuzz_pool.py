@@ -77,14 +77,14 @@ class _Worker:
             return False
         self.process.join()
         self._drain()  # what it wrote between the first drain and its death
-        self._case().death = _cause_of_death(self.process.exitcode)
+        self.current().death = _cause_of_death(self.process.exitcode)
         return True
 
     def kill(self, reason: str) -> None:
         self.process.kill()
         self.process.join()
         self._drain()
-        self._case().death = reason
+        self.current().death = reason
 
     def _drain(self) -> bool:
         """Moves the messages waiting in the pipe to the case; True once "done" arrived."""
@@ -93,12 +93,12 @@ class _Worker:
                 message = self.conn.recv()
                 if message == ("done",):
                     return True
-                self._case().messages.append(message)
+                self.current().messages.append(message)
         except (EOFError, OSError):
             pass
         return False
 
-    def _case(self) -> Finished:
+    def current(self) -> Finished:
         assert self.case is not None, "the worker has no case"
         return self.case
 
@@ -148,7 +148,7 @@ def run_cases(
                         continue
                     worker.kill(f"timed out after {timeout:g} s")
                 busy.remove(worker)
-                yield worker._case()
+                yield worker.current()
                 if worker.process.is_alive():
                     idle.append(worker)
                 else:

@@ -212,6 +212,13 @@ BAD: dict[str, tuple] = {
         "InstanceNormalization", {"x": (1, 3, 4, 4)}, {}, {"s": f32(1, 1), "b": f32(0, 0, 0)},
         "scale and bias of shape (C,)",
     ),
+    "keepdims_2": (  # onnxruntime reads it as 0 here, as 1 elsewhere
+        "ReduceSum", {"x": (2, 3)}, {"keepdims": -2}, {}, "keepdims=-2 (supported: 0, 1)"
+    ),
+    "ceil_mode_2": ("MaxPool", X, {"kernel_shape": [2, 2], "ceil_mode": 2}, {}, "ceil_mode=2"),
+    "trans_b_2": (
+        "Gemm", {"x": (3, 4)}, {"transB": 2}, {"w": np.ones((2, 4), np.float32)}, "transB=2"
+    ),
     "reshape_negative": ("Reshape", {"x": (6,)}, {}, {"s": i64(-2, -3)}, "negative dim"),
     "concat_no_axis": ("Concat", {"x": (2,)}, {}, {}, "axis attribute is required"),
     "trilu_rank_1": ("Trilu", {}, {}, {"t": f32(1, 2)}, "rank >= 2"),

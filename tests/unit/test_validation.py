@@ -57,8 +57,8 @@ HUGE = 1 << 62
 NO_SCALES = f32()  # Resize's omitted roi / scales
 
 # (op, graph input shapes, attributes, initializers, what the message must say); n_outputs and
-# opset where they differ. Each was a crash, a raw exception, an out-of-bounds read or a silently
-# wrong shape before import validated it.
+# opset where they differ. Each was a crash, a raw exception, an out-of-bounds read, a silently
+# wrong shape or result, or an unclear message before import validated it.
 BAD: dict[str, tuple] = {
     "conv_dilation_0": ("Conv", X, {"dilations": [0, 0]}, W, "dilations (0, 0) must all be >= 1"),
     "conv_stride_0": ("Conv", X, {"strides": [0, 0]}, W, "strides (0, 0) must all be >= 1"),

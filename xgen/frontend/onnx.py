@@ -223,9 +223,12 @@ def _fixed_shape(
     shape = []
     for axis, dim in enumerate(info.type.tensor_type.shape.dim):
         if not dim.HasField("dim_value") or dim.dim_value <= 0:
-            symbol = dim.dim_param or "?"
+            what = (
+                f"declares size {dim.dim_value}" if dim.HasField("dim_value")
+                else f"has a dynamic dim {dim.dim_param or '?'!r}"
+            )  # fmt: skip
             raise ShapeError(
-                f"input {info.name!r} has a dynamic dim {symbol!r} at axis {axis}: "
+                f"input {info.name!r} {what} at axis {axis}: "
                 f"fix it with input_shapes={{{info.name!r}: (...)}} "
                 f"(--shape {info.name}=... on the CLI)"
             )

@@ -251,10 +251,11 @@ def _checked(spec: TensorSpec, value: object) -> np.ndarray:
         got = f"{array.dtype.name}[{','.join(map(str, array.shape))}]"
         if not array.dtype.isnative:  # same name, other byte order: say so, or both read alike
             got += f" in {_foreign_byte_order()} byte order ({array.dtype.str!r})"
-        raise InputError(
-            f"input {spec.name!r} must be {spec}, got {got} (xgen never casts inputs "
-            f"implicitly: convert it with .astype({spec.dtype.numpy.name!r}))"
-        )
+        hint = ""
+        if array.dtype != spec.dtype.numpy:
+            hint = (f" (xgen never casts inputs implicitly: convert it with "
+                    f".astype({spec.dtype.numpy.name!r}))")  # fmt: skip
+        raise InputError(f"input {spec.name!r} must be {spec}, got {got}{hint}")
     return np.ascontiguousarray(array)
 
 

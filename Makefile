@@ -47,7 +47,8 @@ demo: install system-deps
 bench: install system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_latency.py
 
-# A long fuzz run (issue 15), e.g. make fuzz FUZZ_SEED=1; reproducers of failing cases in build/
+# A long fuzz run of hostile and malformed models (e.g. make fuzz FUZZ_SEED=1); the failing
+# cases are written to build/fuzz-failures as .onnx reproducers.
 FUZZ_CASES ?= 5000
 FUZZ_SEED ?= 0
 FUZZ_WORKERS ?= 2

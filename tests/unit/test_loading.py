@@ -94,6 +94,10 @@ CASES = {
         model([helper.make_node("Gemm", ["x", ""], ["y"], name="fc")]),
         "node 'fc' (Gemm) lacks input 1 (B), which Gemm requires",
     ),
+    "variadic-omitted": (
+        model([helper.make_node("Concat", ["", "x"], ["y"], name="cat", axis=0)]),
+        "node 'cat' (Concat) lacks input 0 (inputs), which Concat requires",
+    ),
     "too-few-inputs": (
         model([helper.make_node("Concat", [], ["y"], name="cat", axis=0)]),
         "node 'cat' (Concat) has 0 inputs, Concat takes at least 1",

@@ -35,7 +35,8 @@ MIN_OPSET, MAX_OPSET = 11, 21
 # What numpy and Python raise on data nobody anticipated (a converter's int() of a list, a
 # reshape to dims that disagree...): at import, each is a malformed model, not an xgen bug.
 MALFORMED = (
-    TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError, MemoryError
+    AttributeError, TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+    MemoryError,
 )
 
 
@@ -342,9 +343,10 @@ def _check_arity(proto: onnx.NodeProto, schema: onnx.defs.OpSchema, where: str) 
     if not low <= count <= high:
         bound = f"at most {high}" if count > high else f"at least {low}"
         raise ModelLoadError(f"{where} has {count} inputs, {proto.op_type} takes {bound}")
-    required = onnx.defs.OpSchema.FormalParameterOption.Single
-    for i, formal in enumerate(schema.inputs):
-        if formal.option == required and not proto.input[i]:
+    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
+    for i, name in enumerate(proto.input):
+        formal = schema.inputs[min(i, len(schema.inputs) - 1)]  # a variadic last one takes the rest
+        if not name and formal.option != optional:
             raise ModelLoadError(
                 f"{where} lacks input {i} ({formal.name}), which {proto.op_type} requires"
             )

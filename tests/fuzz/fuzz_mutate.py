@@ -325,9 +325,10 @@ def rename(rng: random.Random, model: onnx.ModelProto) -> str:
 
 def hostile_names(rng: random.Random, model: onnx.ModelProto) -> str:
     """A hostile name for every node (the injection for half of them) and the graph: the names
-    xgen writes into C comments."""
-    for node in model.graph.node:
-        node.name = rng.choice([INJECTION, rng.choice(HOSTILE_NAMES)])
+    xgen writes into C comments. Each ends in its node's index: onnxruntime refuses a model with
+    two nodes of one name, and the outputs could not be compared."""
+    for i, node in enumerate(model.graph.node):
+        node.name = rng.choice([INJECTION, rng.choice(HOSTILE_NAMES)]) + f" {i}"
     model.graph.name = rng.choice(HOSTILE_NAMES)
     return "hostile names on every node"
 

@@ -109,6 +109,8 @@ CASES = {
     # attributes of a type the ONNX schema does not declare
     "axis-ints": (softmax(axis=[1]), "node 'sm' (Softmax): attribute 'axis' is INTS, Softmax "
                   "expects INT"),  # fmt: skip
+    "attr-unknown": (softmax(axsi=1), "node 'sm' (Softmax): Softmax has no attribute 'axsi' "
+                     "(it takes axis)"),  # fmt: skip
     "axis-string": (softmax(axis="1"), "attribute 'axis' is STRING, Softmax expects INT"),
     "axis-float": (softmax(axis=1.0), "attribute 'axis' is FLOAT, Softmax expects INT"),
     "axis-tensor": (softmax(axis=INT_1), "attribute 'axis' is TENSOR, Softmax expects INT"),

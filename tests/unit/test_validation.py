@@ -114,7 +114,8 @@ BAD: dict[str, tuple] = {
         "MaxPool", X, {"kernel_shape": [2, 2], "pads": [2] * 4}, {}, "smaller than the (dilated)"
     ),
     "avgpool_dilation_0": (
-        "AveragePool", X, {"kernel_shape": [2, 2], "dilations": [0, 1]}, {}, "dilations (0, 1)"
+        "AveragePool", X, {"kernel_shape": [2, 2], "dilations": [0, 1]}, {}, "dilations (0, 1)",
+        1, 19,  # AveragePool takes dilations from opset 19
     ),
     "lppool_pads_past_kernel": (  # named as the LpPool, not as the AveragePool it becomes
         "LpPool", X, {"kernel_shape": [2, 2], "pads": [2] * 4}, {}, "(LpPool): pads (2, 2, 2, 2)"

@@ -367,6 +367,11 @@ def _decode_attrs(
     declared = {name: int(a.type) for name, a in schema.attributes.items()} if schema else {}
     attrs = {}
     for a in node.attribute:
+        if schema is not None and a.name not in declared:  # a misspelt one would be ignored
+            raise ModelLoadError(
+                f"{where}: {node.op_type} has no attribute {a.name!r} (it takes "
+                f"{', '.join(sorted(declared)) or 'none'})"
+            )
         expected = declared.get(a.name, a.type)
         if a.type != expected:
             given, wanted = _attr_type_name(a.type), _attr_type_name(expected)

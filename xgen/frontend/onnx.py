@@ -337,6 +337,15 @@ def _schema(op_type: str, opset: int) -> onnx.defs.OpSchema | None:
     return None
 
 
+@functools.cache
+def _attributes_ever(op_type: str) -> dict[str, int]:
+    """Every attribute any opset's version of the op declares, with its type: old exporters
+    keep some in attributes after they became inputs (Clip's min and max)."""
+    versions = [s for s in onnx.defs.get_all_schemas_with_history() if s.name == op_type]
+    versions.sort(key=lambda s: s.since_version)  # the newest declaration of a name wins
+    return {name: int(a.type) for s in versions for name, a in s.attributes.items()}
+
+
 def _check_arity(proto: onnx.NodeProto, schema: onnx.defs.OpSchema, where: str) -> None:
     """Every input the op requires is given, and no more than it takes: converters index them."""
     count, low, high = len(proto.input), schema.min_input, schema.max_input
@@ -365,14 +374,15 @@ def _decode_attrs(
     """Attribute values by name, each of the type the ONNX schema declares: the converters may
     then call int(), float() or iterate on them without checking. where names the node."""
     declared = {name: int(a.type) for name, a in schema.attributes.items()} if schema else {}
+    known = _attributes_ever(node.op_type) if schema else {}
     attrs = {}
     for a in node.attribute:
-        if schema is not None and a.name not in declared:  # a misspelt one would be ignored
+        if schema is not None and a.name not in known:  # a misspelt one would be ignored
             raise ModelLoadError(
                 f"{where}: {node.op_type} has no attribute {a.name!r} (it takes "
                 f"{', '.join(sorted(declared)) or 'none'})"
             )
-        expected = declared.get(a.name, a.type)
+        expected = declared.get(a.name, known.get(a.name, a.type))
         if a.type != expected:
             given, wanted = _attr_type_name(a.type), _attr_type_name(expected)
             raise ModelLoadError(

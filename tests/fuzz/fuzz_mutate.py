@@ -1,8 +1,9 @@
 """Fuzz cases: a seed model mutated structurally (nodes, attributes, dims, dtypes, initializers,
 names, opset) or byte by byte, reproducible from (seed, index) alone.
 
-A seeded random.Random drives the draws rather than hypothesis: a case must be rebuilt from
-(seed, index) in any process, without hypothesis's example database or its shrinking.
+make_case seeds a random.Random with (seed, index), so that a case of a long run is rebuilt in
+any process without hypothesis's example database; test_hypothesis.py hands mutated_case a
+random.Random that hypothesis drives instead, and shrinks a failing case to its fewest draws.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class Case:
 
     @property
     def label(self) -> str:
-        return f"(seed={self.seed}, index={self.index}) {self.source}: {'; '.join(self.mutations)}"
+        where = f"(seed={self.seed}, index={self.index})" if self.index >= 0 else "(hypothesis)"
+        return f"{where} {self.source}: {'; '.join(self.mutations)}"
 
 
 _SEEDS: dict[str, bytes] = {}
@@ -74,7 +76,12 @@ def _seeds() -> dict[str, bytes]:
 
 def make_case(seed: int, index: int) -> Case:
     """Case `index` of the run with `seed`: the same bytes on every machine and every call."""
-    rng = random.Random(f"{seed}/{index}")
+    return mutated_case(random.Random(f"{seed}/{index}"), seed, index)
+
+
+def mutated_case(rng: random.Random, seed: int = -1, index: int = -1) -> Case:
+    """A seed model mutated by rng's draws: bytes flipped, cut or spliced (one case in five), or
+    one to three structural mutations."""
     seeds = _seeds()
     source = rng.choice(sorted(seeds))
     case = Case(seed, index, source)

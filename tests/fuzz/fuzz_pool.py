@@ -118,6 +118,29 @@ def _cause_of_death(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
+class Runner:
+    """One worker kept across cases handed over one at a time (a property test's examples)."""
+
+    def __init__(self, check: Check, timeout: float = 60, env: dict[str, str] | None = None):
+        self.check, self.timeout, self.env = check, timeout, env or {}
+        self.worker = _Worker(check, self.env)
+
+    def __call__(self, payload: bytes) -> Finished:
+        worker = self.worker
+        worker.start(None, payload, self.timeout)
+        while not worker.receive():
+            if (left := worker.deadline - time.monotonic()) <= 0:
+                worker.kill(f"timed out after {self.timeout:g} s")
+                break
+            wait([worker.conn, worker.process.sentinel], left)
+        if not worker.process.is_alive():
+            self.worker = _Worker(self.check, self.env)
+        return worker.current()
+
+    def close(self) -> None:
+        self.worker.stop()
+
+
 def run_cases(
     cases: Iterable[tuple[object, bytes]],
     check: Check,

@@ -105,7 +105,7 @@ def test_int_division_by_zero_fails_the_run(op: str, attrs: dict, what: str, dty
     would trap or silently give 0; the reference raises the same."""
     model = int_model(dtype, 5, [("q", op, ["a", "b"], attrs)])
     a, b = np.arange(5, dtype=dtype), np.array([1, 2, 0, -1, 3], dtype)
-    message = f"node q ({op}): integer {what} by zero"
+    message = f"node 'q' ({op}): integer {what} by zero"
     with pytest.raises(Exception, match="by zero"):
         run_onnxruntime(model, {"a": a, "b": b})
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -125,7 +125,7 @@ def test_int_division_by_zero_inside_a_fused_loop() -> None:
     model.graph.output.pop(0)  # only y: d and s stay inside the fused loop
     compiled = xgen.compile(model)
     a, b = np.arange(6, dtype=np.int32), np.array([1, 2, 3, 0, 1, 1], np.int32)
-    with pytest.raises(InputError, match="integer division by zero in Div d"):
+    with pytest.raises(InputError, match="integer division by zero in Div 'd'"):
         compiled.run({"a": a, "b": b})
 
 

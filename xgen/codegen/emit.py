@@ -245,7 +245,7 @@ class Emitter:
     def fail(self, message: str) -> str:
         """A C statement ending the run with an error code that the runtime turns into message."""
         assert self.node is not None
-        self.errors.append(f"node {self.node.name} ({self.node.op.value}): {message}")
+        self.errors.append(f"node {self.node.name!r} ({self.node.op.value}): {message}")
         return f"xg_fail({len(self.errors)});"
 
     # ---- emission ----------------------------------------------------------------------------

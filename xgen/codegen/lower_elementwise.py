@@ -180,7 +180,7 @@ def _divisor_guards(ctx: KernelContext, node: Node, checked: dict[int, Node], ne
     lines = [f"int {_zero_flag(k)} = 0;" for k in checked] + [nest]
     for k, member in checked.items():
         what = "division" if member.op is Op.DIV else "modulo"
-        where = "" if member is node else f" in {member.op.value} {member.name}"
+        where = "" if member is node else f" in {member.op.value} {member.name!r}"
         lines.append(f"if ({_zero_flag(k)}) {ctx.fail(f'integer {what} by zero{where}')}")
     return "\n".join(lines)
 

@@ -587,7 +587,7 @@ _RULES: dict[Op, Callable[[Node], list[TensorType]]] = {
 def infer_types(node: Node) -> list[TensorType]:
     """Output types of node; raises ShapeError naming the node if its inputs do not fit."""
     low, high = ARITY.get(node.op, (1, 1))
-    label = f"node {node.name} ({node.op.value})"
+    label = f"node {node.name!r} ({node.op.value})"
     if not low <= len(node.inputs) <= high:
         raise ShapeError(f"{label} takes {low}..{high} inputs, got {len(node.inputs)}", node.name)
     expected = node.op.attrs_type

@@ -178,7 +178,7 @@ _BINARY: dict[Op, Callable[[Array, Array], Array]] = {
 def _check_divisor(node: Node, divisor: Array) -> None:
     if divisor.dtype.kind in "iub" and not np.all(divisor):
         what = "division" if node.op is Op.DIV else "modulo"
-        raise InputError(f"node {node.name} ({node.op.value}): integer {what} by zero")
+        raise InputError(f"node {node.name!r} ({node.op.value}): integer {what} by zero")
 
 
 @kernel(*_BINARY)

@@ -250,3 +250,13 @@ def test_int_mean_of_the_lowest_value() -> None:
     low = np.iinfo(np.int64).min
     x = np.array([[low, 0], [-7, 0], [7, 0]], np.int64)
     check_op("ReduceMean", {"x": x}, {"keepdims": 0}, {"axes": np.array([1])}, opset=18)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_int_to_a_real_power(dtype) -> None:
+    """An integer base with a float exponent is raised to the real power, then truncated as
+    onnxruntime does (9 ** 2.5 = 243; NaN gives the lowest value): the exponent was once cast to
+    the base's type first, computing 9 ** 2."""
+    a = np.array([4, 9, 2, -8, 3, 0, 7], dtype)
+    b = np.array([0.5, 2.5, -1.0, 1 / 3, 3.0, 0.0, 1.5], np.float32)
+    check_op("Pow", {"a": a, "b": b})

@@ -198,6 +198,12 @@ def _binary(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 @converter("Pow")
 def _pow(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     base, exponent = data_input(node), data_input(node, 1)
+    if not base.dtype.is_float and exponent.dtype.is_float:
+        # An integer to a real power (9 ** 2.5 = 243), as onnxruntime, in float32, then
+        # truncated: casting the exponent to the base's type would compute 9 ** 2
+        real = ctx.add1(Op.CAST, [base], CastAttrs(exponent.dtype), ir_name(node))
+        power = ctx.add1(Op.POW, [real, exponent], name=ir_name(node))
+        return ctx.add(Op.CAST, [power], CastAttrs(base.dtype), ir_name(node))
     if exponent.dtype is not base.dtype:  # ONNX lets the exponent type differ; the IR does not
         exponent = ctx.add1(Op.CAST, [exponent], CastAttrs(base.dtype), ir_name(node))
     return ctx.add(Op.POW, [base, exponent], name=ir_name(node))

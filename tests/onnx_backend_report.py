@@ -90,7 +90,7 @@ def table(results: dict[str, str], skip_kinds: dict[str, str]) -> str:
     skips = Counter(kind for kind in skip_kinds.values() if kind != "folded")
     kinds = ", ".join(f"{kind}: {n}" for kind, n in skips.most_common())
     lines += ["", f"Skips by reason: {kinds}.", "",
-              "Supported ops whose every case is skipped (dtype or opset): "
+              "Supported ops whose every case is skipped: "
               + ", ".join(only_skipped), "",
               f"Ops xgen does not import ({len(unsupported)}; an _expanded case of one can still "
               "pass through the ops of its function body): " + ", ".join(unsupported)]  # fmt: skip

@@ -128,6 +128,21 @@ def test_fusion_metrics_count_kernels_and_bytes_written():
     np.testing.assert_allclose(fused, unfused, rtol=1e-5, atol=1e-6)
 
 
+def test_fusion_table_flags_outputs_that_differ_from_fused_xgen():
+    from xgen.bench.fusion import FusionResult, markdown
+    from xgen.bench.runner import Settings
+
+    ms = {"xgen fused": 1.0, "xgen unfused": 1.25, "ort": 2.0}
+    agree = FusionResult("net", 9, {True: 3, False: 5}, 4, {True: 0, False: 8}, ms,
+                         {"xgen unfused": 1e-6, "ort": 2e-4})  # fmt: skip
+    differ = FusionResult("bad", 9, {True: 3, False: 5}, 4, {True: 0, False: 8}, ms,
+                          {"xgen unfused": 0.5, "ort": 2e-4})  # fmt: skip
+    lines = markdown([agree, differ], Settings(rounds=3, threads=2, spin=False)).splitlines()
+    assert lines[-2].endswith("| 0.80x | 0.50x | ok |")
+    assert lines[-1].endswith("| 0.80x | 0.50x | DIFFER xgen unfused 5.0e-01 |")
+    assert len({line.count("|") for line in lines if line.startswith("|")}) == 1
+
+
 def test_onnxruntime_loads_without_the_fusion_that_fails_on_optimized_graphs(monkeypatch):
     """onnxruntime 1.32 fails to load the MiniLM graph its transformer optimizer writes (its
     MatMulAddFusion stops); the peer then loads it without that fusion, and only then."""

@@ -2,8 +2,8 @@
 inference with fusion on and off, the nodes of onnxruntime's optimized graph, the bytes of
 intermediate tensors xgen writes per inference with fusion on and off, and latency in
 interleaved rounds: xgen fused and unfused, onnxruntime (all graph optimizations), onnxruntime
-on the graph its transformer optimizer rewrote (the transformers), OpenVINO. Used by
-benchmarks/bench_fusion.py.
+on the graph its transformer optimizer rewrote (the transformers), OpenVINO; and whether every
+engine's outputs, unfused xgen's too, agree with fused xgen's. Used by benchmarks/bench_fusion.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 
 from xgen.bench.peers import PEERS, Workload
+from xgen.bench.report import AGREEMENT_TOLERANCE, relative_error
 from xgen.bench.runner import (
     Engine,
     Settings,
@@ -44,6 +45,10 @@ class FusionResult:
     ort_nodes: int  # of onnxruntime's optimized graph
     written: dict[bool, int]  # fusion on / off -> bytes of intermediate tensors written
     ms: dict[str, float]  # median latency by engine
+    errors: dict[str, float]  # engine -> relative difference of its outputs from xgen fused's
+
+    def disagreeing(self) -> dict[str, float]:
+        return {name: e for name, e in self.errors.items() if e > AGREEMENT_TOLERANCE}
 
 
 def kernels_and_bytes(onnx_bytes: bytes, fusion: bool) -> tuple[int, int]:
@@ -110,6 +115,12 @@ def bench_fusion(name: str, settings: Settings) -> FusionResult:
             if engine is not None:
                 engines[label] = engine
         ms = interleaved_medians(engines, settings)
+        reference = engines["xgen fused"].first_outputs
+        errors = {
+            label: relative_error(reference, engine.first_outputs)
+            for label, engine in engines.items()
+            if label != "xgen fused"
+        }
         return FusionResult(
             name,
             len(onnx.load_from_string(work.onnx_bytes).graph.node),
@@ -117,6 +128,7 @@ def bench_fusion(name: str, settings: Settings) -> FusionResult:
             ort_optimized_nodes(work, directory),
             {fusion: counts[fusion][1] for fusion in counts},
             ms,
+            errors,
         )
 
 
@@ -124,14 +136,15 @@ def markdown(results: Sequence[FusionResult], settings: Settings) -> str:
     head = (
         "| model | ONNX nodes | xgen kernels fused | unfused | ORT optimized nodes | MB written "
         "fused | unfused | xgen fused ms | unfused ms | ort ms | ort transformers ms | "
-        "openvino ms | fused/unfused | fused/best peer |"
+        "openvino ms | fused/unfused | fused/best peer | outputs |"
     )
     lines = [
         f"Machine: {machine()}; {settings.threads} threads, median of {settings.rounds} "
-        "interleaved rounds, batch 1, fp32.",
+        "interleaved rounds, batch 1, fp32. outputs: ok when unfused xgen's and every peer's "
+        f"are within {AGREEMENT_TOLERANCE:g} of fused xgen's (max abs difference / max abs).",
         "",
         head,
-        "|---|" + "---:|" * 14,
+        "|---|" + "---:|" * 13 + "---|",
     ]
     for r in results:
         peers = [r.ms[k] for k in ("ort", "ort transformers", "openvino") if k in r.ms]
@@ -147,9 +160,15 @@ def markdown(results: Sequence[FusionResult], settings: Settings) -> str:
                 "xgen fused", "xgen unfused", "ort", "ort transformers", "openvino")),
             f"{r.ms['xgen fused'] / r.ms['xgen unfused']:.2f}x",
             f"{r.ms['xgen fused'] / min(peers):.2f}x" if peers else "-",
+            _agreement(r),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _agreement(result: FusionResult) -> str:
+    bad = result.disagreeing()
+    return "ok" if not bad else "DIFFER " + ", ".join(f"{k} {e:.1e}" for k, e in bad.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

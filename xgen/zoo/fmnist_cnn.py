@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from xgen.zoo.initialise import initialise
+
 
 def _block(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
@@ -21,3 +23,8 @@ class FashionCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).flatten(1))
+
+
+def fashion_cnn() -> FashionCNN:
+    """With the weights of xgen.zoo.initialise, for 1x28x28 inputs."""
+    return initialise(FashionCNN(), (1, 28, 28))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from xgen.zoo.initialise import initialise
+
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
     conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False)
@@ -78,8 +80,10 @@ class ResNet(nn.Module):
 
 
 def resnet18(num_classes: int = 1000) -> ResNet:
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
+    """With the weights of xgen.zoo.initialise, for 224x224 inputs."""
+    return initialise(ResNet(BasicBlock, [2, 2, 2, 2], num_classes), (3, 224, 224))
 
 
 def resnet50(num_classes: int = 1000) -> ResNet:
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes)
+    """With the weights of xgen.zoo.initialise, for 224x224 inputs."""
+    return initialise(ResNet(Bottleneck, [3, 4, 6, 3], num_classes), (3, 224, 224))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from xgen.zoo.initialise import initialise
+
 _VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
@@ -34,5 +36,6 @@ class VGG(nn.Module):
 
 
 def vgg16(num_classes: int = 1000) -> VGG:
-    """Expects 224x224 inputs (the classifier reads the 7x7 map the five pools leave)."""
-    return VGG(_VGG16, num_classes)
+    """Expects 224x224 inputs (the classifier reads the 7x7 map the five pools leave); with the
+    weights of xgen.zoo.initialise."""
+    return initialise(VGG(_VGG16, num_classes), (3, 224, 224))

@@ -1,14 +1,15 @@
 """GPT-2 small text generation: tokens per second of xgen's compiled decode step against
 onnxruntime (all graph optimizations) and OpenVINO on the same exported decoder, each driven by
-xgen.generate's greedy loop with a static KV cache, in interleaved rounds (median).
+xgen.generate's greedy loop with a static KV cache, in interleaved rounds after a warm-up round:
+median and p10-p90 of the rates, and of xgen's per-round ratio to each engine.
 
-.venv/bin/python benchmarks/bench_generate.py [--rounds 5] [--new-tokens 32] [--threads 2]
+.venv/bin/python benchmarks/bench_generate.py [--rounds 15] [--warmup 1] [--new-tokens 32]
+    [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import xgen
 from xgen.bench.peers import Workload
 from xgen.bench.runner import machine
+from xgen.cli import non_negative_int, positive_int
 from xgen.frontend.torch import export_onnx
 from xgen.zoo.transformers_models import DECODE_INPUTS, SEQ_LEN, gpt2_decode_step
 
@@ -26,9 +28,10 @@ PROMPT = [464, 2068, 7586, 21831, 18045, 625, 262, 16931]  # eight token ids
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=positive_int, default=15)
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="rounds not counted")
+    parser.add_argument("--new-tokens", type=positive_int, default=32)
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args()
     step, inputs = gpt2_decode_step(SEQ_LEN)
     cache = tuple(inputs[3].shape)
@@ -41,21 +44,30 @@ def main() -> int:
         steps.update(_peer_steps(work))
         rates: dict[str, list[float]] = {name: [] for name in steps}
         tokens = {}
-        for _ in range(args.rounds):
+        for round_ in range(args.warmup + args.rounds):
             for name, run in steps.items():
                 result = xgen.generate(run, PROMPT, args.new_tokens, cache)
-                rates[name].append(result.tokens_per_second)
+                if round_ >= args.warmup:
+                    rates[name].append(result.tokens_per_second)
                 tokens[name] = result.tokens
-    medians = {name: statistics.median(r) for name, r in rates.items()}
     print(f"Machine: {machine()}; {args.threads} threads; GPT-2 small (random weights), a "
-          f"{len(PROMPT)}-token prompt then {args.new_tokens} new tokens, cache of {SEQ_LEN}, "
-          f"median of {args.rounds} interleaved rounds.\n")  # fmt: skip
+          f"{len(PROMPT)}-token prompt then {args.new_tokens} new tokens, cache of {SEQ_LEN}; "
+          f"{args.warmup} warm-up then {args.rounds} interleaved rounds: median (p10-p90). "
+          "xgen / engine is xgen's rate over the engine's in the same round.\n")  # fmt: skip
     print("| engine | decode steps / s | xgen / engine | same tokens as xgen |")
     print("|---|---:|---:|---|")
-    for name, rate in medians.items():
+    xgen_rates = np.array(rates["xgen"])
+    for name, rate in rates.items():
         same = "yes" if tokens[name] == tokens["xgen"] else "no"
-        print(f"| {name} | {rate:.1f} | {medians['xgen'] / rate:.2f}x | {same} |")
+        ratio = _spread(xgen_rates / np.array(rate), ".2f", "x")
+        print(f"| {name} | {_spread(rate, '.1f')} | {ratio} | {same} |")
     return 0
+
+
+def _spread(values, spec: str, suffix: str = "") -> str:
+    """'median (p10-p90)' of the values."""
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    return f"{median:{spec}}{suffix} ({p10:{spec}}-{p90:{spec}})"
 
 
 def _peer_steps(work: Workload) -> dict:

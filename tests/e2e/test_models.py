@@ -41,12 +41,7 @@ def built(name: str):  # -> (module, example inputs), kept for the session
 @functools.cache
 def exported(name: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """The zoo model as ONNX, and its example inputs by input name."""
-    from xgen.frontend.torch import export_onnx
-
-    module, inputs = built(name)
-    names = zoo.get(name).input_names
-    model = export_onnx(module, inputs, names)
-    return model, {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
+    return zoo.get(name).export(built(name))
 
 
 @functools.cache

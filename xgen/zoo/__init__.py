@@ -43,11 +43,14 @@ class ZooModel:
         module = self.make_module().eval()
         return module, self.make_inputs()
 
-    def export(self) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-        """The model as ONNX (static shapes) and its example inputs by input name."""
+    def export(
+        self, built: tuple[nn.Module, tuple[Tensor, ...]] | None = None
+    ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+        """The model as ONNX (static shapes) and its example inputs by input name; built: the
+        (module, inputs) of an earlier build() to export rather than building again."""
         from xgen.frontend.torch import export_onnx
 
-        module, inputs = self.build()
+        module, inputs = built or self.build()
         model = export_onnx(module, inputs, self.input_names)
         return model, {n: x.numpy() for n, x in zip(self.input_names, inputs, strict=True)}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import onnx
 
+from xgen import zoo
 from xgen.bench.peers import PEERS, Workload
 from xgen.bench.report import AGREEMENT_TOLERANCE, relative_error
 from xgen.bench.runner import (
@@ -180,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(args.rounds, args.threads, omp_spins())
     results = []
     for name in args.models:
+        if not zoo.get(name).available():
+            print(f"skipping {name}: needs `pip install {zoo.get(name).requires}`")
+            continue
         print(f"{name}:", flush=True)
         results.append(bench_fusion(name, settings))
     print(markdown(results, settings))

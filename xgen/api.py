@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from xgen.ir import Graph
 from xgen.ir.verify import debug_enabled, verify
 from xgen.runtime import artifact
 from xgen.runtime.model import CompiledModel
+
+log = logging.getLogger(__name__)
 
 ModelSource = str | os.PathLike | bytes | onnx.ModelProto | Graph | Any  # Any: torch.nn.Module
 
@@ -40,7 +43,9 @@ def compile(
 
     model: an ONNX file path, its bytes, an onnx.ModelProto, an xgen IR Graph, or a
     torch.nn.Module (then example_inputs, a tensor or a tuple of tensors, fixes the input shapes
-    and dtypes; `xgen.compile(module, (x,))` passes them in second place).
+    and dtypes; `xgen.compile(module, (x,))` passes them in second place). The compiled model
+    computes the module's eval-mode function (dropout off, BatchNorm on running statistics); the
+    module itself keeps its training mode. Called with torch tensors, it returns torch tensors.
     input_shapes fixes the dynamic dims of an ONNX model's inputs; constant_inputs fixes the
     value of inputs that must be known at compile time (a shape or axes tensor). threads caps
     the threads a run uses (default: OpenMP's).
@@ -51,13 +56,20 @@ def compile(
     fusion=False runs every node as a kernel of its own (no fused epilogues, attention or
     elementwise blocks): what fusion saves, measured.
     """
+    log.info("importing %s", _describe(model))
     graph = _import(model, input_shapes, example_inputs, constant_inputs)
+    log.info("imported %d nodes", len(graph.nodes))
     debug = debug or debug_enabled()
     if debug:
         verify(graph, after="import")
     if optimize:
         graph = passes.optimize(graph, debug, winograd, fusion)
+        log.info("graph passes done: %d nodes (winograd=%s, fusion=%s)",
+                 len(graph.nodes), winograd, fusion)  # fmt: skip
     generated = generate(graph)
+    log.info("generated %d lines of C, %d bytes of weights, %d of arena",
+             generated.source.count("\n"), len(generated.weights),
+             generated.arena_bytes)  # fmt: skip
     library = compile_shared(generated.source, cache_dir)
     return CompiledModel(generated, library, threads)
 
@@ -65,12 +77,16 @@ def compile(
 def load(directory: str | os.PathLike, threads: int | None = None) -> CompiledModel:
     """A model saved with CompiledModel.save; recompiles only if it was built for another CPU.
 
-    Every file is checked against the manifest (field types, sha256 of each file) and the library
-    against the model's buffer sizes: an XgenError names the file that differs."""
-    generated, library = artifact.load_artifact(Path(directory))
+    threads overrides the threads saved with the model (its `threads` when compiled); 0 is
+    OpenMP's default. Every file is checked against the manifest (field types, sha256 of each
+    file) and the library against the model's buffer sizes: an XgenError names the file that
+    differs."""
+    log.info("loading %s", directory)
+    generated, library, saved_threads = artifact.load_artifact(Path(directory))
     if library is None:
+        log.info("%s was built for another CPU: recompiling", directory)
         library = compile_shared(generated.source)
-    return CompiledModel(generated, library, threads)
+    return CompiledModel(generated, library, saved_threads if threads is None else threads)
 
 
 def _import(
@@ -106,6 +122,15 @@ def _import(
         f"cannot compile a {type(model).__name__}: give an ONNX path, bytes, an onnx.ModelProto "
         "or a torch.nn.Module"
     )
+
+
+def _describe(model: ModelSource) -> str:
+    """The model, as a log line names it."""
+    if isinstance(model, str | os.PathLike):
+        return str(model)
+    if isinstance(model, bytes):
+        return f"an ONNX model of {len(model)} bytes"
+    return f"a {type(model).__name__}"
 
 
 def _copy(graph: Graph) -> Graph:

@@ -1,5 +1,8 @@
 """The xgen command line: compile, run, info, profile, bench, compress, demo.
 
+Results go to stdout (one JSON document with --json); notes, warnings and errors go to stderr
+through the "xgen" logger, whose one handler main sets up: -q keeps errors only, -v adds what
+xgen is doing (import, passes, C generation, compile cache hit or miss).
 Exit codes: 0 success, 1 an xgen error (bad model, unsupported op, bad input, compiler failure)
 or a file that cannot be read or written, 2 a usage error (argparse), 130 interrupted (Ctrl-C).
 Each error is one `xgen: error: ...` line on stderr, never a traceback.
@@ -9,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import logging
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +28,11 @@ from xgen.errors import InputError, XgenError
 if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import DataLoader
+
+    from xgen.runtime.model import CompiledModel
+
+log = logging.getLogger(__name__)
+NOTE = logging.WARNING - 5  # a CLI note ("wrote out.npz"): shown unless -q, as warnings are
 
 
 def positive_int(text: str) -> int:
@@ -85,9 +96,25 @@ def cmd_compile(args: argparse.Namespace) -> int:
         winograd=args.winograd,
     )
     model.save(args.output, overwrite=args.overwrite)
+    if args.json:
+        return _print_json(
+            {
+                "model": str(args.model),
+                "output": str(args.output),
+                "inputs": [s.to_json() for s in model.inputs],
+                "outputs": [s.to_json() for s in model.outputs],
+                "threads": args.threads or 0,
+            }
+        )
     print(f"compiled {args.model} -> {args.output}")
     print(f"  inputs:  {', '.join(model.input_names)}")
     print(f"  outputs: {', '.join(model.output_names)}")
+    return 0
+
+
+def _print_json(document: dict) -> int:
+    """The command's results as one JSON document on stdout."""
+    print(json.dumps(document, indent=2))
     return 0
 
 
@@ -117,49 +144,107 @@ def _read_arrays(
 def cmd_run(args: argparse.Namespace) -> int:
     import xgen
 
-    model = xgen.load(args.model_dir)
-    outputs = model.run(_read_arrays(args.input, "--input", model.input_names))
+    model = xgen.load(args.model_dir, threads=args.threads)
+    feeds = _read_arrays(args.input, "--input", model.input_names)
+    outputs = model.run(feeds)
     if args.output:
         np.savez(args.output, **outputs)
-        print(f"wrote {', '.join(outputs)} to {args.output}")
+        log.log(NOTE, "wrote %s to %s", ", ".join(outputs), args.output)
+    times = _time_runs(model, feeds, args.time) if args.time else None
+    if args.json:
+        document: dict = {
+            "outputs": {
+                name: {"dtype": str(v.dtype), "shape": list(v.shape), "values": v.tolist()}
+                for name, v in outputs.items()
+            }
+        }
+        if times is not None:
+            document["time_ms"] = _spread(times) | {"runs": len(times), "threads": model.threads}
+        return _print_json(document)
     for name, value in outputs.items():
         flat = value.reshape(-1)
         head = np.array2string(flat[:8], precision=5, separator=", ")
         print(f"{name}: {value.dtype}{list(value.shape)} {head}{' ...' if flat.size > 8 else ''}")
+    if times is not None:
+        spread = _spread(times)
+        print(f"time: {spread['median']:.3f} ms median ({spread['p10']:.3f}-{spread['p90']:.3f} "
+              f"p10-p90) over {len(times)} runs, {model.threads} threads")  # fmt: skip
     return 0
+
+
+def _time_runs(model: CompiledModel, feeds: dict[str, np.ndarray], runs: int) -> list[float]:
+    """Milliseconds of each of `runs` runs, after the run that produced the outputs (a warm-up:
+    first touch of the arena, OpenMP's threads started)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.run(feeds)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _spread(times: list[float]) -> dict[str, float]:
+    p10, median, p90 = np.percentile(times, [10, 50, 90])
+    return {"median": float(median), "p10": float(p10), "p90": float(p90)}
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    info = _model_info(args.model, _shapes(args.shape), args.fusion)
+    if args.json:
+        return _print_json(info)
+    print(f"{args.model}: {info['onnx_nodes']} ONNX nodes")
+    for op, n in info["ops"].items():
+        print(f"  {op:<28}{n:>6}{'   UNSUPPORTED' if op in info['unsupported'] else ''}")
+    if info["unsupported"]:
+        print(f"unsupported ops: {', '.join(info['unsupported'])}")
+    if "import_error" in info:
+        print(f"import failed, no FLOP count: {info['import_error']}")
+        return 0
+    print(f"inputs:  {', '.join(info['inputs'])}")
+    print(f"outputs: {', '.join(info['outputs'])}")
+    mib = info["parameter_bytes"] / 2**20
+    print(f"parameters: {info['parameters']:,} ({mib:.1f} MiB of constants)")
+    flops = info["flops"]
+    print(f"FLOPs: {flops:,} ({flops / 1e9:.3f} GFLOP, multiply-add = 2)")
+    print(f"IR nodes after folding: {info['ir_nodes']}")
+    if args.fusion:
+        print("\n".join(info["fusion"]))
+    return 0
+
+
+def _model_info(path: str, shapes: dict[str, tuple[int, ...]], fusion: bool) -> dict:
+    """What `xgen info` reports, as JSON-ready values; "import_error" when the model cannot be
+    imported (the op counts still help to see why)."""
     from xgen.frontend.onnx import import_onnx, load_model, supported_ops
     from xgen.ir.stats import graph_stats
 
-    model = load_model(args.model)
+    model = load_model(path)
     counts = Counter(node.op_type for node in model.graph.node)
-    supported = set(supported_ops())
-    print(f"{args.model}: {len(model.graph.node)} ONNX nodes")
-    for op, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        print(f"  {op:<28}{n:>6}{'' if op in supported else '   UNSUPPORTED'}")
-    unsupported = sorted(set(counts) - supported)
-    if unsupported:
-        print(f"unsupported ops: {', '.join(unsupported)}")
+    info: dict = {
+        "model": str(path),
+        "onnx_nodes": len(model.graph.node),
+        "ops": dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
+        "unsupported": sorted(set(counts) - set(supported_ops())),
+    }
     try:
-        graph = import_onnx(model, _shapes(args.shape))
+        graph = import_onnx(model, shapes)
     except XgenError as e:
-        print(f"import failed, no FLOP count: {e}")
-        return 0
+        return info | {"import_error": str(e)}
     stats = graph_stats(graph)
-    print(f"inputs:  {', '.join(f'{v.name} {v.type}' for v in graph.inputs)}")
-    print(f"outputs: {', '.join(f'{v.name} {v.type}' for v in graph.outputs)}")
-    mib = stats.parameter_bytes / 2**20
-    print(f"parameters: {stats.parameters:,} ({mib:.1f} MiB of constants)")
-    print(f"FLOPs: {stats.flops:,} ({stats.flops / 1e9:.3f} GFLOP, multiply-add = 2)")
-    print(f"IR nodes after folding: {sum(stats.op_counts.values())}")
-    if args.fusion:
+    info |= {
+        "inputs": [f"{v.name} {v.type}" for v in graph.inputs],
+        "outputs": [f"{v.name} {v.type}" for v in graph.outputs],
+        "parameters": stats.parameters,
+        "parameter_bytes": stats.parameter_bytes,
+        "flops": stats.flops,
+        "ir_nodes": sum(stats.op_counts.values()),
+    }
+    if fusion:
         from xgen.passes import optimize
         from xgen.passes.fusion_report import fusion_plan
 
-        print("\n".join(fusion_plan(optimize(graph)).lines()))
-    return 0
+        info["fusion"] = fusion_plan(optimize(graph)).lines()
+    return info
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -180,11 +265,22 @@ def cmd_profile(args: argparse.Namespace) -> int:
     }
     rows = model.profile(feeds, args.runs)
     total = sum(row.ms for row in rows)
-    print(f"{model.name}: {len(rows)} nodes with code, {total:.3f} ms per run "
-          f"(mean of {args.runs}, {model.threads} threads)")  # fmt: skip
     by_op = Counter[str]()
     for row in rows:
         by_op[row.op] += row.ms
+    if args.json:
+        return _print_json(
+            {
+                "model": model.name,
+                "runs": args.runs,
+                "threads": model.threads,
+                "total_ms": total,
+                "ops_ms": dict(by_op.most_common()),
+                "nodes": [vars(row) for row in rows],  # in graph order
+            }
+        )
+    print(f"{model.name}: {len(rows)} nodes with code, {total:.3f} ms per run "
+          f"(mean of {args.runs}, {model.threads} threads)")  # fmt: skip
     print(f"{'op':<28}{'ms':>9}{'%':>7}")
     for op, ms in by_op.most_common():
         print(f"{op:<28}{ms:>9.3f}{100 * ms / total:>7.1f}")
@@ -296,13 +392,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main()
 
 
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the results as one JSON document on stdout")  # fmt: skip
+
+
+def _verbosity_options(p: argparse.ArgumentParser, default: object) -> None:
+    """-v/-q, before the command or after it (there, default=SUPPRESS keeps the one before)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                       default=default, help="say what xgen is doing, step by step")  # fmt: skip
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                       default=default, help="print results and errors only")  # fmt: skip
+
+
+class _VersionAction(argparse.Action):
+    """--version: xgen's, and those of the libraries and compiler it builds with."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object):
+        super().__init__(option_strings, dest, nargs=0, help="print versions and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    import onnx
+
+    import xgen
+    from xgen.codegen.cc import find_compiler
+
+    try:
+        compiler = find_compiler().version
+    except XgenError:
+        compiler = "no C compiler found"
+    return f"xgen {xgen.__version__} (onnx {onnx.__version__}, numpy {np.__version__}, {compiler})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xgen", description="Compile DNNs (ONNX, PyTorch) into fast generated C."
     )
+    parser.add_argument("--version", action=_VersionAction)
+    _verbosity_options(parser, default=0)
+    common = argparse.ArgumentParser(add_help=False)
+    _verbosity_options(common, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("compile", help="compile an ONNX model into a directory")
+    p = sub.add_parser("compile", help="compile an ONNX model into a directory",
+                       parents=[common])  # fmt: skip
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...",
                    help="fix an input's shape (repeat for several inputs)")  # fmt: skip
@@ -312,26 +451,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the model files in --output if it is not empty")  # fmt: skip
     p.add_argument("--threads", type=non_negative_int, default=None,
-                   help="threads at run time (default OpenMP's)")  # fmt: skip
+                   help="threads a run uses, saved with the model (default OpenMP's)")  # fmt: skip
     _winograd_option(p)
+    _json_option(p)
     p.set_defaults(handler=cmd_compile)
 
-    p = sub.add_parser("run", help="run a compiled model on .npy inputs")
+    p = sub.add_parser("run", help="run a compiled model on .npy inputs", parents=[common])
     p.add_argument("model_dir", type=Path, help="a directory written by `xgen compile`")
     p.add_argument("--input", action="append", required=True, metavar="NAME=FILE.npy",
                    help="an input array (repeat for several inputs)")  # fmt: skip
     p.add_argument("-o", "--output", type=Path, help="write the outputs to this .npz")
+    p.add_argument("--threads", type=non_negative_int, default=None,
+                   help="threads (default: those saved with the model; 0 is OpenMP's)")  # fmt: skip
+    p.add_argument("--time", type=positive_int, metavar="N",
+                   help="time N more runs and print their median and p10-p90 ms")  # fmt: skip
+    _json_option(p)
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("info", help="ops, parameters and FLOPs of an ONNX model")
+    p = sub.add_parser("info", help="ops, parameters and FLOPs of an ONNX model",
+                       parents=[common])  # fmt: skip
     p.add_argument("model", help="an .onnx file")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
     p.add_argument("--fusion", action="store_true",
                    help="the fusion plan: each kernel with the ops it computes, and why each "
                         "pair of kernels stays apart")  # fmt: skip
+    _json_option(p)
     p.set_defaults(handler=cmd_info)
 
-    p = sub.add_parser("profile", help="milliseconds per node of a model, slowest first")
+    p = sub.add_parser("profile", help="milliseconds per node of a model, slowest first",
+                       parents=[common])  # fmt: skip
     p.add_argument("model", help="an .onnx file, or a directory written by `xgen compile`")
     p.add_argument("--shape", action="append", type=parse_shape, metavar="NAME=D1,D2,...")
     p.add_argument("--runs", type=positive_int, default=20, help="runs averaged (default 20)")
@@ -340,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=non_negative_int, default=None,
                    help="threads (default OpenMP's)")  # fmt: skip
     _winograd_option(p)
+    _json_option(p)
     p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("bench", help="latency of xgen vs onnxruntime, OpenVINO and PyTorch "
@@ -347,7 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_bench)
 
     p = sub.add_parser("compress", help="prune a PyTorch model's 3x3 convs to patterns + "
-                       "connectivity, retrain on a data set, export to ONNX")  # fmt: skip
+                       "connectivity, retrain on a data set, export to ONNX",
+                       parents=[common])  # fmt: skip
     p.add_argument(
         "--model",
         required=True,
@@ -388,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
+    _set_up_logging(args.verbosity)
     try:
         return args.handler(args)
     except XgenError as e:
@@ -397,6 +548,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         return 130  # as a shell reports SIGINT, without a traceback
+
+
+def _set_up_logging(verbosity: int) -> None:
+    """One stderr handler on the "xgen" logger (replacing the one of an earlier main() in this
+    process): -q errors only, default notes and warnings, -v every step (INFO)."""
+    logger = logging.getLogger("xgen")
+    for handler in [h for h in logger.handlers if getattr(h, "xgen_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("xgen: %(message)s"))
+    handler.xgen_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel({-1: logging.ERROR, 0: NOTE, 1: logging.INFO}[verbosity])
+    logger.propagate = False  # printed once, by this handler
 
 
 def _error(message: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+import xgen
 from xgen.cli import main
 from xgen.ir import DType, Graph, Op
 from xgen.ir import ops as O
@@ -172,9 +175,9 @@ def test_bench_prints_a_table(capsys, monkeypatch):
 
 
 def test_console_script_runs():
-    """`python -m xgen.cli` as a real process: the exit code reaches the shell."""
+    """`python -m xgen` as a real process: the exit code reaches the shell."""
     done = subprocess.run(
-        [sys.executable, "-m", "xgen.cli", "info", "/nonexistent.onnx"],
+        [sys.executable, "-m", "xgen", "info", "/nonexistent.onnx"],
         capture_output=True,
         text=True,
     )
@@ -301,3 +304,80 @@ def test_option_errors_name_the_cli_option(model_path, tmp_path, capsys):
     assert "x.npy': expected NAME=FILE.npy\n" in user_error(argv, capsys)  # not "inputs []"
     argv = ["compile", str(model_path), "--shape", "x=1,2,5,5", "--shape", "q=1", "-o", out]
     assert "input_shapes (--shape) names ['q']" in user_error(argv, capsys)
+
+
+# ---- CLI basics: --version, python -m xgen, -v/-q, --json, --threads, --time ------------------
+
+
+def test_version_names_xgen_onnx_numpy_and_the_compiler(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert out.startswith(f"xgen {xgen.__version__} (onnx {onnx.__version__}, numpy ")
+    assert ", cc " in out or "gcc" in out or "clang" in out, out
+
+
+def json_out(argv: list[str], capsys) -> dict:
+    """The one JSON document a command prints on stdout."""
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_command_prints_json(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    summary = json_out(["compile", str(model_path), "--shape", "x=2,2,5,5", "-o", str(out)], capsys)
+    assert summary["outputs"] == [{"name": "y", "dtype": "float32", "shape": [2, 4]}]
+    x = np.random.default_rng(1).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    run = json_out(["run", str(out), "--input", str(tmp_path / "x.npy"), "--time", "3"], capsys)
+    y = run["outputs"]["y"]
+    assert (y["dtype"], y["shape"]) == ("float32", [2, 4])
+    np.testing.assert_allclose(y["values"], expected(x, model_path), rtol=1e-4, atol=1e-5)
+    times = run["time_ms"]
+    assert times["runs"] == 3 and 0 < times["p10"] <= times["median"] <= times["p90"]
+    info = json_out(["info", str(model_path), "--shape", "x=2,2,5,5", "--fusion"], capsys)
+    assert info["ops"] == {"Conv": 1, "Gemm": 1, "Relu": 1, "Reshape": 1}
+    assert info["flops"] > 0 and info["fusion"][0].endswith("kernels per inference:")
+    profile = json_out(["profile", str(out), "--runs", "2"], capsys)
+    assert {n["node"] for n in profile["nodes"]} >= {"conv", "fc"}
+    assert profile["total_ms"] == pytest.approx(sum(n["ms"] for n in profile["nodes"]))
+
+
+def test_run_time_prints_median_and_spread(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    assert main(["compile", str(model_path), "--shape", "x=1,2,5,5", "-o", str(out)]) == 0
+    np.save(tmp_path / "x.npy", np.ones((1, 2, 5, 5), np.float32))
+    assert main(["run", str(out), "--input", str(tmp_path / "x.npy"), "--time", "4"]) == 0
+    assert re.search(r"time: [\d.]+ ms median \([\d.]+-[\d.]+ p10-p90\) over 4 runs",
+                     capsys.readouterr().out)  # fmt: skip
+
+
+def test_compile_threads_is_saved_and_run_threads_overrides_it(model_path, tmp_path, capsys):
+    out = tmp_path / "compiled"
+    compile_argv = ["compile", str(model_path), "--shape", "x=1,2,5,5", "-o", str(out)]
+    assert main([*compile_argv, "--threads", "1"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["threads"] == 1
+    np.save(tmp_path / "x.npy", np.ones((1, 2, 5, 5), np.float32))
+    run = ["run", str(out), "--input", str(tmp_path / "x.npy"), "--time", "1"]
+    capsys.readouterr()
+    assert json_out(run, capsys)["time_ms"]["threads"] == 1
+    assert json_out([*run, "--threads", "2"], capsys)["time_ms"]["threads"] == 2
+
+
+def test_verbose_says_each_step_and_quiet_only_results(model_path, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XGEN_CACHE_DIR", str(tmp_path / "cache"))  # a miss, then a hit
+    out = tmp_path / "compiled"
+    argv = ["compile", str(model_path), "--shape", "x=1,2,5,5", "-o", str(out)]
+    assert main(["-v", *argv]) == 0
+    err = capsys.readouterr().err
+    assert "xgen: importing" in err and "compile cache miss" in err, err
+    assert main([*argv, "--overwrite", "-v"]) == 0  # -v after the command works too
+    assert "compile cache hit" in capsys.readouterr().err
+    np.save(tmp_path / "x.npy", np.ones((1, 2, 5, 5), np.float32))
+    run = ["run", str(out), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npz")]
+    assert main(run) == 0
+    assert capsys.readouterr().err == f"xgen: wrote y to {tmp_path / 'y.npz'}\n"
+    assert main(["-q", *run]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and "y: float32[1, 4]" in quiet.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import shutil
 import subprocess
@@ -290,3 +291,36 @@ def test_package_exports() -> None:
     assert xgen.__version__ and callable(xgen.compile) and callable(xgen.load)
     assert issubclass(xgen.InputError, xgen.XgenError)
     assert Path(sys.modules["xgen"].__file__).name == "__init__.py"
+
+
+def test_torch_module_keeps_its_training_mode_and_tensors_give_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.ReLU())
+    module[0].eval()  # a submodule the user froze keeps its own mode too
+    x = torch.from_numpy(X)
+    compiled = xgen.compile(module, (x,))
+    assert module.training and module[1].training and not module[0].training
+    y = compiled(x)  # the eval-mode function: dropout off
+    assert isinstance(y, torch.Tensor)
+    module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(y, module(x), rtol=1e-5, atol=1e-6)
+    assert isinstance(compiled(X), np.ndarray)  # numpy callers get numpy
+    assert isinstance(compiled(x.requires_grad_()), torch.Tensor)  # detached, not refused
+
+
+def test_saved_threads_are_the_default_a_load_can_override(tmp_path) -> None:
+    saved = xgen.compile(two_output_model(), threads=1).save(tmp_path / "one")
+    assert json.loads((saved / "manifest.json").read_text())["threads"] == 1
+    assert xgen.load(saved).threads == 1
+    assert xgen.load(saved, threads=2).threads == 2
+    default = xgen.compile(two_output_model()).threads
+    manifest = json.loads((saved / "manifest.json").read_text())
+    del manifest["threads"]  # a model saved before the field existed
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    assert xgen.load(saved).threads == default
+    for bad in (-1, True, "2", 10**9):
+        (saved / "manifest.json").write_text(json.dumps(manifest | {"threads": bad}))
+        with pytest.raises(XgenError, match="'threads' is"):
+            xgen.load(saved)

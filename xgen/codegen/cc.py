@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xgen.errors import CompilerError, XgenError
+
+log = logging.getLogger(__name__)
 
 CANDIDATES = ("cc", "gcc", "clang")
 # No -ffast-math: NaN and infinity must behave as in numpy. -fno-math-errno only lets sqrtf and
@@ -109,7 +112,9 @@ def compile_shared(
     try:
         directory.mkdir(parents=True, exist_ok=True)
         if _verified(library):
+            log.info("compile cache hit: %s", library)
             return library
+        log.info("compile cache miss: compiling with %s into %s", compiler.path, library)
         _remove_stale_builds(directory)
         with tempfile.TemporaryDirectory(dir=directory, prefix=f".{key}-{os.getpid()}-") as work:
             so_file = _build(source, compiler, profile, Path(work))

@@ -40,7 +40,9 @@ def export_onnx(
     example_inputs: Sequence[torch.Tensor] | torch.Tensor,
     input_names: Sequence[str] | None = None,
 ) -> onnx.ModelProto:
-    """The module (put in eval mode) as an ONNX model with static shapes, never touching disk."""
+    """The module's eval-mode function (dropout off, BatchNorm on its running statistics) as an
+    ONNX model with static shapes, never touching disk. The module's own training mode is
+    restored afterwards."""
     import torch
 
     if not isinstance(module, torch.nn.Module):
@@ -48,6 +50,7 @@ def export_onnx(
     inputs = _as_tensor_tuple(example_inputs)
     if input_names is not None and len(input_names) != len(inputs):
         raise InputError(f"{len(input_names)} input_names for {len(inputs)} example inputs")
+    modes = [(m, m.training) for m in module.modules()]  # submodules may differ (frozen BN)
     module.eval()
     try:
         with _quiet(), torch.no_grad():
@@ -64,6 +67,9 @@ def export_onnx(
         raise ModelLoadError(
             f"torch.onnx.export failed for {type(module).__name__}: {type(e).__name__}: {e}"
         ) from e
+    finally:
+        for m, training in modes:  # the caller's module as it was
+            m.training = training
     return program.model_proto
 
 

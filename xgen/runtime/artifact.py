@@ -2,10 +2,11 @@
 
 An artefact directory holds model.c (the generated source), model.so (built from it), weights.bin
 (the weight blob) and manifest.json (what the runtime needs to call it: tensor specs, arena size,
-runtime error messages, the compiler identity that built model.so, and the sha256 of the three
-other files). Loading it needs no compiler unless the shared library was built for another
-machine. A load trusts nothing it reads: the manifest's fields and types, each file's digest and,
-once loaded, the library's own account of its buffer sizes (CompiledModel) are all checked.
+runtime error messages, the compiler identity that built model.so, the threads a run uses by
+default, and the sha256 of the three other files). Loading it needs no compiler unless the
+shared library was built for another machine. A load trusts nothing it reads: the manifest's
+fields and types, each file's digest and, once loaded, the library's own account of its buffer
+sizes (CompiledModel) are all checked.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from xgen.errors import XgenError
 
 FORMAT = "xgen-compiled-model"
 MANIFEST, SOURCE, LIBRARY, WEIGHTS = "manifest.json", "model.c", "model.so", "weights.bin"
-DIGESTED = (SOURCE, WEIGHTS, LIBRARY)  # the files whose sha256 the manifest records
+DIGESTED = (SOURCE, WEIGHTS, LIBRARY)
+MAX_THREADS = 4096  # the most a manifest may ask a run for  # the files whose sha256 the manifest records
 # The manifest's fields and their JSON types, beyond format and abi_version.
 FIELDS: dict[str, type] = {
     "name": str,
@@ -82,8 +84,13 @@ def _write(directory: Path, files: dict[str, bytes], overwrite: bool) -> Path:
 
 
 def save_artifact(
-    directory: str | Path, model: GeneratedModel, library: Path, overwrite: bool = False
+    directory: str | Path,
+    model: GeneratedModel,
+    library: Path,
+    overwrite: bool = False,
+    threads: int = 0,
 ) -> Path:
+    """threads: the default a load runs with (0: OpenMP's)."""
     try:
         binary = library.read_bytes()
     except OSError as e:
@@ -101,14 +108,16 @@ def save_artifact(
         "errors": list(model.errors),
         "nodes": list(model.nodes),
         "build": {"key": library.stem, "cpu": cpu_identity()},
+        "threads": threads,
         "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
     }
     files[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode()  # last: once all is in
     return _write(Path(directory), files, overwrite)
 
 
-def load_artifact(directory: str | Path) -> tuple[GeneratedModel, Path | None]:
-    """The saved model, and its shared library if it was built for this machine (else None)."""
+def load_artifact(directory: str | Path) -> tuple[GeneratedModel, Path | None, int]:
+    """The saved model, its shared library if it was built for this machine (else None), and
+    the threads it runs with by default (0, OpenMP's, for a model saved without the field)."""
     directory = Path(directory)
     manifest = _read_manifest(directory)
     data = {name: _read_verified(directory / name, manifest["sha256"]) for name in DIGESTED}
@@ -131,7 +140,7 @@ def load_artifact(directory: str | Path) -> tuple[GeneratedModel, Path | None]:
         nodes=tuple(tuple(node) for node in manifest["nodes"]),
     )
     native = manifest["build"]["cpu"] == cpu_identity()
-    return model, directory / LIBRARY if native else None
+    return model, directory / LIBRARY if native else None, manifest.get("threads", 0)
 
 
 def _read_manifest(directory: Path) -> dict:
@@ -159,11 +168,17 @@ def _read_manifest(directory: Path) -> dict:
         "nodes": all(_is_strings(node, 3) for node in manifest["nodes"]),
         "build": isinstance(manifest["build"].get("cpu"), str),
         "sha256": all(isinstance(manifest["sha256"].get(name), str) for name in DIGESTED),
+        "threads": _is_count(manifest.get("threads", 0)),  # optional: older saves lack it
     }
     for field, good in checks.items():
         if not good:
-            raise _damaged(path, f"{field!r} is {_short(manifest[field])}")
+            raise _damaged(path, f"{field!r} is {_short(manifest.get(field))}")
     return manifest
+
+
+def _is_count(value: object) -> bool:
+    """A thread count a hostile manifest cannot turn into a fork bomb or a C int overflow."""
+    return type(value) is int and 0 <= value <= MAX_THREADS
 
 
 def _is_strings(value: object, count: int) -> bool:

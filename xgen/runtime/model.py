@@ -174,7 +174,8 @@ class CompiledModel:
     # ---- running -----------------------------------------------------------------------------
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Outputs by name for inputs by name."""
+        """Outputs by name for inputs by name: torch tensors if any input is one (on the CPU),
+        numpy arrays otherwise."""
         if not isinstance(feeds, Mapping):
             kind = type(feeds).__name__
             raise InputError(f"run() takes a dict of arrays by input name, not a {kind}")
@@ -185,13 +186,19 @@ class CompiledModel:
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
             raise InputError(f"missing input(s) {missing}; {expected}")
-        arrays = [_checked(spec, feeds[spec.name]) for spec in self.inputs]
+        tensors = any(_is_tensor(feeds[name]) for name in self.input_names)
+        arrays = [_checked(spec, _as_array(feeds[spec.name])) for spec in self.inputs]
         outputs = [np.empty(s.shape, s.dtype.numpy) for s in self.outputs]
         self._call(arrays, outputs)
+        if tensors:
+            import torch  # already imported: the caller made the tensors
+
+            outputs = [torch.from_numpy(a) for a in outputs]
         return {s.name: a for s, a in zip(self.outputs, outputs, strict=True)}
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Inputs in order; one output comes back as an array, several as a tuple."""
+        """Inputs in order; one output comes back as an array (a tensor for tensor inputs),
+        several as a tuple."""
         if len(arrays) != len(self.inputs):
             raise InputError(
                 f"the model takes {len(self.inputs)} input(s) {self.input_names}, got {len(arrays)}"
@@ -232,13 +239,26 @@ class CompiledModel:
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the artefact (model.c, model.so, weights.bin, manifest.json) for xgen.load into
-        a new or empty folder; overwrite=True replaces those files in an occupied one."""
-        return artifact.save_artifact(directory, self._model, self._library, overwrite)
+        a new or empty folder; overwrite=True replaces those files in an occupied one. The
+        threads the model was given are saved as its default."""
+        return artifact.save_artifact(
+            directory, self._model, self._library, overwrite, self._threads
+        )
 
     def export_c(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write a standalone C package (model.c, weights.bin, xgen_model.h, Makefile) into a
         new or empty folder; overwrite=True replaces those files in an occupied one."""
         return artifact.export_c(directory, self._model, overwrite)
+
+
+def _is_tensor(value: object) -> bool:
+    """A torch tensor, told without importing torch (numpy callers need not have it)."""
+    return type(value).__module__.startswith("torch")
+
+
+def _as_array(value: object) -> object:
+    """A torch tensor's values as numpy (detached, on the CPU); anything else as it is."""
+    return value.detach().cpu().numpy() if _is_tensor(value) else value  # type: ignore[attr-defined]
 
 
 def _checked(spec: TensorSpec, value: object) -> np.ndarray:

@@ -11,13 +11,14 @@ Each error is one `xgen: error: ...` line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         document: dict = {
             "outputs": {
-                name: {"dtype": str(v.dtype), "shape": list(v.shape), "values": v.tolist()}
+                name: {"dtype": str(v.dtype), "shape": list(v.shape), "values": _values(v)}
                 for name, v in outputs.items()
             }
         }
@@ -170,6 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"time: {spread['median']:.3f} ms median ({spread['p10']:.3f}-{spread['p90']:.3f} "
               f"p10-p90) over {len(times)} runs, {model.threads} threads")  # fmt: skip
     return 0
+
+
+def _values(array: np.ndarray) -> list:
+    """The array as nested JSON lists; NaN and infinities, which JSON lacks, as "nan", "inf"
+    and "-inf"."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        array = np.where(np.isfinite(array), array.astype(object), array.astype(str))
+    return array.tolist()
 
 
 def _time_runs(model: CompiledModel, feeds: dict[str, np.ndarray], runs: int) -> list[float]:
@@ -538,9 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
-    _set_up_logging(args.verbosity)
     try:
-        return args.handler(args)
+        with _logging(args.verbosity):
+            return args.handler(args)
     except XgenError as e:
         return _error(str(e))
     except OSError as e:  # a path the user gave that cannot be read or written
@@ -550,18 +559,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130  # as a shell reports SIGINT, without a traceback
 
 
-def _set_up_logging(verbosity: int) -> None:
-    """One stderr handler on the "xgen" logger (replacing the one of an earlier main() in this
-    process): -q errors only, default notes and warnings, -v every step (INFO)."""
+@contextlib.contextmanager
+def _logging(verbosity: int) -> Iterator[None]:
+    """One stderr handler on the "xgen" logger while a command runs: -q errors only, by default
+    notes and warnings, -v every step (INFO). The logger is left as it was afterwards."""
     logger = logging.getLogger("xgen")
-    for handler in [h for h in logger.handlers if getattr(h, "xgen_cli", False)]:
-        logger.removeHandler(handler)
+    saved = logger.level, logger.propagate
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("xgen: %(message)s"))
-    handler.xgen_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel({-1: logging.ERROR, 0: NOTE, 1: logging.INFO}[verbosity])
     logger.propagate = False  # printed once, by this handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
 
 
 def _error(message: str) -> int:

@@ -13,7 +13,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 import xgen
-from xgen.cli import main
+from xgen.cli import _values, main
 from xgen.ir import DType, Graph, Op
 from xgen.ir import ops as O
 from xgen.passes import optimize
@@ -342,6 +342,11 @@ def test_every_command_prints_json(model_path, tmp_path, capsys):
     profile = json_out(["profile", str(out), "--runs", "2"], capsys)
     assert {n["node"] for n in profile["nodes"]} >= {"conv", "fc"}
     assert profile["total_ms"] == pytest.approx(sum(n["ms"] for n in profile["nodes"]))
+
+
+def test_json_spells_non_finite_values_as_strings():
+    values = _values(np.array([[1.5, np.nan], [np.inf, -np.inf]], np.float32))
+    assert json.loads(json.dumps(values, allow_nan=False)) == [[1.5, "nan"], ["inf", "-inf"]]
 
 
 def test_run_time_prints_median_and_spread(model_path, tmp_path, capsys):

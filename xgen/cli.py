@@ -350,7 +350,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     example = next(iter(test))[0][:1]  # batch 1: static shapes, as edge inference runs
     export_onnx(result.model, example, args.out, result.structure, overwrite=args.overwrite)
     print(result.report)
-    print(f"wrote {args.out} (structure in its metadata_props)")
+    log.log(NOTE, "wrote %s (structure in its metadata_props)", args.out)
     return 0
 
 

@@ -25,8 +25,8 @@ from xgen.errors import XgenError
 
 FORMAT = "xgen-compiled-model"
 MANIFEST, SOURCE, LIBRARY, WEIGHTS = "manifest.json", "model.c", "model.so", "weights.bin"
-DIGESTED = (SOURCE, WEIGHTS, LIBRARY)
-MAX_THREADS = 4096  # the most a manifest may ask a run for  # the files whose sha256 the manifest records
+DIGESTED = (SOURCE, WEIGHTS, LIBRARY)  # the files whose sha256 the manifest records
+MAX_THREADS = 4096  # the most a manifest may ask a run for
 # The manifest's fields and their JSON types, beyond format and abi_version.
 FIELDS: dict[str, type] = {
     "name": str,

@@ -257,6 +257,7 @@ def test_compress_end_to_end(pruned, dense):
     model.train()  # plain module: no hooks left to mask its gradients
     model(loaders()[1].dataset.tensors[0][:4]).sum().backward()
     assert torch.any(model.conv2.weight.grad[~torch.from_numpy(structure["conv2"].mask())] != 0)
+    model.eval()  # the fixture is shared: back in the mode compress returned it in
 
 
 def test_compress_is_deterministic(dense):

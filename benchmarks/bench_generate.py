@@ -18,6 +18,7 @@ import numpy as np
 
 import xgen
 from xgen.bench.peers import Workload
+from xgen.bench.report import Spread
 from xgen.bench.runner import machine
 from xgen.cli import non_negative_int, positive_int
 from xgen.frontend.torch import export_onnx
@@ -59,15 +60,9 @@ def main() -> int:
     xgen_rates = np.array(rates["xgen"])
     for name, rate in rates.items():
         same = "yes" if tokens[name] == tokens["xgen"] else "no"
-        ratio = _spread(xgen_rates / np.array(rate), ".2f", "x")
-        print(f"| {name} | {_spread(rate, '.1f')} | {ratio} | {same} |")
+        ratio = Spread.of(xgen_rates / np.array(rate)).format(".2f", "x")
+        print(f"| {name} | {Spread.of(rate).format('.1f')} | {ratio} | {same} |")
     return 0
-
-
-def _spread(values, spec: str, suffix: str = "") -> str:
-    """'median (p10-p90)' of the values."""
-    p10, median, p90 = np.percentile(values, [10, 50, 90])
-    return f"{median:{spec}}{suffix} ({p10:{spec}}-{p90:{spec}})"
 
 
 def _peer_steps(work: Workload) -> dict:

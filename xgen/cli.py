@@ -19,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,6 +145,7 @@ def _read_arrays(
 
 def cmd_run(args: argparse.Namespace) -> int:
     import xgen
+    from xgen.bench.report import Spread  # xgen.bench imports this module: not at the top
 
     model = xgen.load(args.model_dir, threads=args.threads)
     feeds = _read_arrays(args.input, "--input", model.input_names)
@@ -160,15 +162,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             }
         }
         if times is not None:
-            document["time_ms"] = _spread(times) | {"runs": len(times), "threads": model.threads}
+            document["time_ms"] = asdict(Spread.of(times)) | {
+                "runs": len(times), "threads": model.threads
+            }
         return _print_json(document)
     for name, value in outputs.items():
         flat = value.reshape(-1)
         head = np.array2string(flat[:8], precision=5, separator=", ")
         print(f"{name}: {value.dtype}{list(value.shape)} {head}{' ...' if flat.size > 8 else ''}")
     if times is not None:
-        spread = _spread(times)
-        print(f"time: {spread['median']:.3f} ms median ({spread['p10']:.3f}-{spread['p90']:.3f} "
+        spread = Spread.of(times)
+        print(f"time: {spread.median:.3f} ms median ({spread.p10:.3f}-{spread.p90:.3f} "
               f"p10-p90) over {len(times)} runs, {model.threads} threads")  # fmt: skip
     return 0
 
@@ -190,11 +194,6 @@ def _time_runs(model: CompiledModel, feeds: dict[str, np.ndarray], runs: int) ->
         model.run(feeds)
         times.append((time.perf_counter() - start) * 1000)
     return times
-
-
-def _spread(times: list[float]) -> dict[str, float]:
-    p10, median, p90 = np.percentile(times, [10, 50, 90])
-    return {"median": float(median), "p10": float(p10), "p90": float(p90)}
 
 
 def cmd_info(args: argparse.Namespace) -> int:

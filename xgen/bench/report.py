@@ -12,6 +12,24 @@ MIB = 2**20
 
 
 @dataclass(frozen=True)
+class Spread:
+    """The median of repeated measurements and the 10th and 90th percentiles around it."""
+
+    median: float
+    p10: float
+    p90: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        p10, median, p90 = np.percentile(values, [10, 50, 90])
+        return cls(float(median), float(p10), float(p90))
+
+    def format(self, spec: str, suffix: str = "") -> str:
+        """'median (p10-p90)', each number formatted with spec."""
+        return f"{self.median:{spec}}{suffix} ({self.p10:{spec}}-{self.p90:{spec}})"
+
+
+@dataclass(frozen=True)
 class PeerResult:
     ms: float  # median latency of one inference
     error: float  # relative difference of its outputs from xgen's (see relative_error)

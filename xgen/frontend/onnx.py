@@ -112,6 +112,14 @@ class OnnxNode:
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)
 
+    def flag(self, name: str, default: bool) -> bool:
+        """A 0/1 attribute (keepdims, ceil_mode, transA...). Any other value is an error:
+        onnxruntime reads 2 as 1 for some ops and as 0 for others."""
+        value = self.attr(name, int(default))
+        if value not in (0, 1):
+            raise self.unsupported(f"{name}={value!r} (supported: 0, 1)")
+        return bool(value)
+
     def unsupported(self, detail: str) -> UnsupportedOpError:
         return UnsupportedOpError(self.op_type, self.label, detail=detail)
 

@@ -13,7 +13,6 @@ import numpy as np
 import onnx
 
 from xgen.frontend.onnx import ImportContext, OnnxNode, converter
-from xgen.frontend.onnx_nn import flag_attr
 from xgen.ir import DType, Op, Value
 from xgen.ir.ops import (
     AlphaBetaAttrs,
@@ -175,8 +174,8 @@ def _onnx_dtype(node: OnnxNode, elem_type: int | None) -> DType:
 @converter("IsInf")
 def _is_inf(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = data_input(node)
-    positive = flag_attr(node, "detect_positive", True)
-    negative = flag_attr(node, "detect_negative", True)
+    positive = node.flag("detect_positive", True)
+    negative = node.flag("detect_negative", True)
     name = ir_name(node)
     if positive and negative:
         magnitude = ctx.add1(Op.ABS, [x], name=name)
@@ -212,7 +211,7 @@ def _pow(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 @converter("Mod")
 def _mod(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     a, b = data_input(node), data_input(node, 1)
-    fmod = flag_attr(node, "fmod", False)
+    fmod = node.flag("fmod", False)
     if a.dtype.is_float and not fmod:
         raise node.unsupported("floating-point Mod needs fmod=1 (as the ONNX spec requires)")
     return ctx.add(Op.MOD, [a, b], ModAttrs(fmod), ir_name(node))
@@ -243,7 +242,7 @@ def _where(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 
 @converter("BatchNormalization")
 def _batch_norm(ctx: ImportContext, node: OnnxNode) -> list[Value]:
-    if flag_attr(node, "training_mode", False) or any(node.proto.output[1:]):
+    if node.flag("training_mode", False) or any(node.proto.output[1:]):
         raise node.unsupported("training mode (running mean / var outputs) is not supported")
     x, *params = (data_input(node, i) for i in range(5))
     if len(x.shape) < 2:

@@ -157,8 +157,8 @@ def gemm(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     attrs = GemmAttrs(
         alpha=float(node.attr("alpha", 1.0)),
         beta=float(node.attr("beta", 1.0)),
-        trans_a=flag_attr(node, "transA", False),
-        trans_b=flag_attr(node, "transB", False),
+        trans_a=node.flag("transA", False),
+        trans_b=node.flag("transB", False),
     )
     inputs = [v for v in node.inputs if v is not None]
     return ctx.add(Op.GEMM, inputs, attrs, node.proto.name)
@@ -181,8 +181,8 @@ def _pool_attrs(node: OnnxNode, x: Value) -> PoolAttrs:
         strides=strides,
         pads=_window_pads(node, x.shape[2:], kernel, strides, dilations),
         dilations=dilations,
-        ceil_mode=flag_attr(node, "ceil_mode", False),
-        count_include_pad=flag_attr(node, "count_include_pad", False),
+        ceil_mode=node.flag("ceil_mode", False),
+        count_include_pad=node.flag("count_include_pad", False),
     )
 
 
@@ -220,15 +220,6 @@ def lp_pool(ctx: ImportContext, node: OnnxNode) -> list[Value]:
 
 
 # ---- Resize ------------------------------------------------------------------------------------
-
-
-def flag_attr(node: OnnxNode, name: str, default: bool) -> bool:
-    """A 0/1 attribute (keepdims, ceil_mode, transA...). Any other value is an error:
-    onnxruntime reads 2 as 1 for some ops and as 0 for others."""
-    value = node.attr(name, int(default))
-    if value not in (0, 1):
-        raise node.unsupported(f"{name}={value!r} (supported: 0, 1)")
-    return bool(value)
 
 
 def enum_attr(node: OnnxNode, enum: type, name: str, default: str):  # -> member of enum
@@ -284,7 +275,7 @@ def _resize_targets(node: OnnxNode, shape: tuple[int, ...]) -> tuple[list[int], 
 @converter("Resize")
 def resize(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = node.input(0)
-    if flag_attr(node, "antialias", False):
+    if node.flag("antialias", False):
         raise node.unsupported("antialias=1 is not supported")
     mode = enum_attr(node, ResizeMode, "mode", "nearest")
     sizes, scales = _resize_targets(node, x.shape)
@@ -297,6 +288,6 @@ def resize(ctx: ImportContext, node: OnnxNode) -> list[Value]:
         sizes=tuple(sizes),
         scales=tuple(scales),
         cubic_coeff_a=float(node.attr("cubic_coeff_a", -0.75)),
-        exclude_outside=flag_attr(node, "exclude_outside", False),
+        exclude_outside=node.flag("exclude_outside", False),
     )
     return ctx.add(Op.RESIZE, [x], attrs, node.proto.name)

@@ -11,7 +11,6 @@ import numpy as np
 
 from xgen.frontend.onnx import ImportContext, OnnxNode, converter
 from xgen.frontend.onnx_elementwise import data_input, ir_name, resolve_axis
-from xgen.frontend.onnx_nn import flag_attr
 from xgen.ir import Op, Value
 from xgen.ir.ops import REDUCE_OPS, ArgReduceAttrs, ReduceAttrs, ShapeAttrs
 
@@ -30,9 +29,9 @@ def _reduce_attrs(node: OnnxNode, rank: int) -> ReduceAttrs | None:
     """The resolved attributes, or None when the node is a no-op (empty axes, noop flag set)."""
     data = node.const_input(1, "axes")
     axes = data.reshape(-1).tolist() if data is not None else list(node.attr("axes", []))
-    keepdims = flag_attr(node, "keepdims", True)
+    keepdims = node.flag("keepdims", True)
     if not axes:
-        if flag_attr(node, "noop_with_empty_axes", False) or rank == 0:
+        if node.flag("noop_with_empty_axes", False) or rank == 0:
             return None
         return ReduceAttrs(tuple(range(rank)), keepdims)
     resolved = {resolve_axis(node, int(a), rank) for a in axes}
@@ -86,8 +85,8 @@ def _arg_reduce(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = data_input(node)
     attrs = ArgReduceAttrs(
         axis=resolve_axis(node, int(node.attr("axis", 0)), len(x.shape)),
-        keepdims=flag_attr(node, "keepdims", True),
-        select_last_index=flag_attr(node, "select_last_index", False),
+        keepdims=node.flag("keepdims", True),
+        select_last_index=node.flag("select_last_index", False),
     )
     return ctx.add(Op(node.op_type), [x], attrs, ir_name(node))
 

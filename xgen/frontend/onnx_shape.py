@@ -15,7 +15,7 @@ import numpy as np
 
 from xgen.errors import ShapeError
 from xgen.frontend.onnx import ImportContext, OnnxNode, _to_supported_array, converter
-from xgen.frontend.onnx_nn import enum_attr, flag_attr
+from xgen.frontend.onnx_nn import enum_attr
 from xgen.ir import Op, Value
 from xgen.ir.infer import broadcast_shapes, check_foldable
 from xgen.ir.ops import (
@@ -124,18 +124,18 @@ def trilu(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     if x.ndim < 2:
         raise ShapeError(f"input must have rank >= 2, got shape {x.shape}")
     k = 0 if node.input(1) is None else int(node.const_input(1, "k"))
-    return _constant(ctx, node, np.triu(x, k) if flag_attr(node, "upper", True) else np.tril(x, k))
+    return _constant(ctx, node, np.triu(x, k) if node.flag("upper", True) else np.tril(x, k))
 
 
 @converter("CumSum")
 def cumsum(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     x = node.const_input(0, "x (CumSum is only folded)")
     axis = _axis(int(node.const_input(1, "axis")), x.ndim)
-    reverse = flag_attr(node, "reverse", False)
+    reverse = node.flag("reverse", False)
     if reverse:
         x = np.flip(x, axis)
     total = np.cumsum(x, axis=axis, dtype=x.dtype)
-    if flag_attr(node, "exclusive", False):
+    if node.flag("exclusive", False):
         total = total - x
     return _constant(ctx, node, np.flip(total, axis) if reverse else total)
 
@@ -149,7 +149,7 @@ def reshape(ctx: ImportContext, node: OnnxNode) -> list[Value]:
     requested = _ints_from(node, 1, "shape", "shape")
     if requested is None:
         raise ShapeError("the shape input is required")
-    copy_zeros = not flag_attr(node, "allowzero", False)
+    copy_zeros = not node.flag("allowzero", False)
     shape = [
         x.shape[i] if d == 0 and copy_zeros and i < len(x.shape) else d
         for i, d in enumerate(requested)
